@@ -1,0 +1,13 @@
+"""mmseg_davpt: DA-VPT (Distribution-Aware Visual Prompt Tuning) for OpenMMLab.
+
+Importing this package registers its modules in MMSegmentation's registries,
+so configs only need ``custom_imports = dict(imports=['mmseg_davpt'])``.
+"""
+from .version import __version__
+from .utils.stack import check_openmmlab_stack
+
+check_openmmlab_stack()
+
+from . import datasets, models  # noqa: E402,F401  (registers modules)
+
+__all__ = ['__version__']
