@@ -8,6 +8,6 @@ from .utils.stack import check_openmmlab_stack
 
 check_openmmlab_stack()
 
-from . import datasets, models  # noqa: E402,F401  (registers modules)
+from . import datasets, engine, models  # noqa: E402,F401  (registers)
 
 __all__ = ['__version__']

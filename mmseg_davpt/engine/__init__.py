@@ -1,0 +1,3 @@
+from .optimizers import TrainableParamsOptimWrapperConstructor
+
+__all__ = ['TrainableParamsOptimWrapperConstructor']

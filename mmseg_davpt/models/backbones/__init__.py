@@ -1,0 +1,3 @@
+from .prompted_vit import PromptedVisionTransformer
+
+__all__ = ['PromptedVisionTransformer']

@@ -1,0 +1,178 @@
+"""PromptedVisionTransformer against MMSegmentation's VisionTransformer and
+against a hand-written VPT loop over MMSegmentation's own layers."""
+import pytest
+import torch
+import torch.nn.functional as F
+from mmseg.models import VisionTransformer
+from mmseg.registry import MODELS
+
+import mmseg_davpt  # noqa: F401
+from mmseg_davpt.models import PromptedVisionTransformer
+
+TINY = dict(img_size=32, patch_size=8, embed_dims=64, num_layers=3,
+            num_heads=4, patch_bias=True)
+
+
+def make_pair(**kwargs):
+    """An initialised mmseg ViT and a 0-prompt prompted ViT with its weights."""
+    torch.manual_seed(0)
+    cfg = {**TINY, **kwargs}
+    ref = VisionTransformer(**cfg)
+    ref.init_weights()
+    # Non-trivial biases and norms so every parameter matters.
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    ours = MODELS.build(dict(type='PromptedVisionTransformer', **cfg))
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ref.eval()  # mmseg's ViT.train() returns None, so no chaining here
+    return ref, ours.eval()
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(out_indices=(0, 1, 2)),
+    dict(out_indices=(1, 2), output_cls_token=True, final_norm=True),
+    dict(out_indices=-1, with_cls_token=False, pre_norm=True),
+    dict(out_indices=(2, ), out_origin=True, qkv_bias=False),
+])
+@pytest.mark.parametrize('size', [32, 48, (40, 24)])
+def test_zero_prompts_equal_mmseg_vit(kwargs, size):
+    ref, ours = make_pair(**kwargs)
+    hw = (size, size) if isinstance(size, int) else size
+    x = torch.randn(2, 3, *hw)
+    with torch.no_grad():
+        expected, got = ref(x), ours(x)
+    assert len(expected) == len(got)
+    for e, g in zip(expected, got):
+        e, g = (e, g) if isinstance(e, list) else ([e], [g])
+        for et, gt in zip(e, g):
+            assert et.shape == gt.shape
+            assert (et - gt).abs().max().item() <= 1e-4
+
+
+def test_state_dict_keys_equal_mmseg_vit():
+    ref, _ = make_pair()
+    ours = PromptedVisionTransformer(**TINY, num_prompts=4, tune_biases='kv')
+    ours_keys = set(ours.state_dict())
+    prompt_keys = {k for k in ours_keys if k.startswith('prompts.')}
+    assert prompt_keys == {'prompts.0', 'prompts.1', 'prompts.2'}
+    assert ours_keys - prompt_keys == set(ref.state_dict())
+
+
+def reference_vpt(ref, prompts, x, deep=True):
+    """VPT written out over MMSegmentation's layers: ``[cls, P_l, patches]``
+    into layer ``l``; returns patch tokens after each layer and each layer's
+    input."""
+    B = x.shape[0]
+    tokens, hw = ref.patch_embed(x)
+    tokens = torch.cat([ref.cls_token.expand(B, -1, -1), tokens], 1)
+    tokens = ref._pos_embeding(tokens, hw, ref.pos_embed)
+    cls, patches = tokens[:, :1], tokens[:, 1:]
+    outs, inputs = [], []
+    carried = None
+    for i, layer in enumerate(ref.layers):
+        if deep or i == 0:
+            p = prompts[i].expand(B, -1, -1)
+        else:
+            p = carried
+        seq = torch.cat([cls, p, patches], 1)
+        inputs.append(seq)
+        seq = layer(seq)
+        n = p.shape[1]
+        cls, carried, patches = seq[:, :1], seq[:, 1:1 + n], seq[:, 1 + n:]
+        outs.append(patches.transpose(1, 2).reshape(B, -1, *hw))
+    return outs, inputs
+
+
+@pytest.mark.parametrize('depth', ['deep', 'shallow'])
+def test_prompted_forward_matches_written_out_vpt(depth):
+    ref, _ = make_pair(out_indices=(0, 1, 2))
+    guided = (2, ) if depth == 'deep' else ()
+    ours = PromptedVisionTransformer(
+        **TINY, out_indices=(0, 1, 2), num_prompts=5, prompt_depth=depth,
+        guided_layers=guided, num_guided_prompts=3).eval()
+    ours.load_state_dict(ref.state_dict(), strict=False)
+    expected_counts = [5, 5, 3] if depth == 'deep' else [5, 0, 0]
+    assert ours.prompt_counts == expected_counts
+    prompts = {int(k): v for k, v in ours.prompts.items()}
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected, _ = reference_vpt(ref, prompts, x, deep=depth == 'deep')
+        got = ours(x)
+        plain = ref(x)
+    for e, g in zip(expected, got):
+        assert (e - g).abs().max().item() <= 1e-5
+    # Prompts are not a no-op.
+    assert (got[-1] - plain[-1]).abs().max().item() > 1e-3
+
+
+def test_taps_are_attention_context_and_query():
+    ref, _ = make_pair(out_indices=(2, ))
+    ours = PromptedVisionTransformer(
+        **TINY, out_indices=(2, ), num_prompts=4, guided_layers=(-1, ),
+        num_guided_prompts=2).eval()
+    ours.load_state_dict(ref.state_dict(), strict=False)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        outs, taps = ours.forward_with_taps(x)
+        _, inputs = reference_vpt(
+            ref, {int(k): v for k, v in ours.prompts.items()}, x)
+    assert set(taps) == {2}
+    tap = taps[2]
+    assert (tap.num_prefix, tap.num_prompts) == (1, 2)
+    # Independent attention: softmax(q k^T / sqrt(d)) v per head, from the
+    # checkpoint-layout weights of mmseg's layer.
+    layer = ref.layers[2]
+    h = layer.ln1(inputs[2])
+    w = layer.attn.attn.in_proj_weight
+    b = layer.attn.attn.in_proj_bias
+    q, k, v = F.linear(h, w, b).chunk(3, dim=-1)
+    B, T, D = q.shape
+    heads = 4
+
+    def split(t):
+        return t.view(B, T, heads, D // heads).transpose(1, 2)
+
+    attn = (split(q) @ split(k).transpose(-1, -2) / (D // heads)**0.5)
+    context = (attn.softmax(-1) @ split(v)).transpose(1, 2).reshape(B, T, D)
+    assert tap.context.shape == (2, 1 + 2 + 16, 64)
+    assert (tap.context - context).abs().max().item() <= 1e-5
+    assert (tap.query - q).abs().max().item() <= 1e-5
+    attn_mod = ours.layers[2].attn.attn
+    assert torch.allclose(attn_mod.project_query(h), q, atol=1e-6)
+    # Taps do not change the outputs; untapped forward keeps none.
+    assert torch.equal(outs[0], ours(x)[0])
+    assert ours.forward_with_taps(x, tap_layers=())[1] == {}
+
+
+def test_gradient_checkpointing_gives_same_grads():
+    torch.manual_seed(0)
+    kw = dict(**TINY, num_prompts=3, guided_layers=(-1, ), tune_biases='kv')
+    plain = PromptedVisionTransformer(**kw)
+    plain.init_weights()
+    ckpt = PromptedVisionTransformer(**kw, with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    grads = []
+    for model in (plain, ckpt):
+        outs, taps = model.forward_with_taps(x)
+        loss = outs[0].square().mean() + taps[2].context.mean()
+        loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()
+                      if p.requires_grad})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6)
+
+
+@pytest.mark.parametrize('bad, match', [
+    (dict(guided_layers=(3, )), 'outside the 3 layers'),
+    (dict(guided_layers=(-1, ), num_guided_prompts=0), 'at least one guided'),
+    (dict(tune_biases=('k', 'kk')), "Unknown bias group 'kk'"),
+    (dict(prompt_depth='middle'), 'prompt_depth'),
+    (dict(out_indices=(5, )), 'out_indices contains 5'),
+    (dict(num_prompts=-1), 'num_prompts must be >= 0'),
+])
+def test_bad_arguments_raise_clear_errors(bad, match):
+    with pytest.raises(ValueError, match=match):
+        PromptedVisionTransformer(**{**TINY, 'num_prompts': 2, **bad})

@@ -1,0 +1,64 @@
+#!/usr/bin/env python
+"""Convert ViT weights (timm ``.pth``/``.bin``/``.safetensors``, the ViT
+authors' ``.npz``, or mmpretrain) to MMSegmentation's ViT key layout, the one
+``PromptedVisionTransformer`` and MMSegmentation's ``VisionTransformer`` load.
+
+Examples::
+
+    # ImageNet-21k ViT-L/16 for SETR (timm state dict)
+    python tools/convert_vit_checkpoint.py jx_vit_large_p16_384.pth \
+        checkpoints/vit-l16_in21k_mmseg.pth
+    # the ViT authors' original file
+    python tools/convert_vit_checkpoint.py ViT-L_16.npz \
+        checkpoints/vit-l16_in21k_mmseg.pth
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmseg_davpt.models.backbones.vit_checkpoint import (  # noqa: E402
+    extract_vit_state_dict, npz_to_timm)
+
+
+def load_source(path: str):
+    """Read ``path`` into a dict of tensors (format chosen by extension)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no such checkpoint: {path}')
+    if path.endswith('.npz'):
+        with np.load(path) as npz:
+            return npz_to_timm({k: npz[k] for k in npz.files})
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        return load_file(path)
+    return torch.load(path, map_location='cpu', weights_only=False)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('src', help='timm .pth/.bin/.safetensors, .npz, or '
+                        'mmpretrain checkpoint')
+    parser.add_argument('dst', help='output .pth in MMSegmentation layout')
+    parser.add_argument('--prefix', default=None,
+                        help="key prefix to strip, e.g. 'backbone.' "
+                        '(guessed when omitted)')
+    args = parser.parse_args(argv)
+
+    state, layout = extract_vit_state_dict(load_source(args.src),
+                                           prefix=args.prefix)
+    if args.src.endswith('.npz'):
+        layout = 'npz'
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    torch.save(state, args.dst)
+    num = sum(v.numel() for v in state.values())
+    print(f'{args.src} ({layout} layout) -> {args.dst}: {len(state)} tensors, '
+          f'{num / 1e6:.2f}M values')
+
+
+if __name__ == '__main__':
+    main()
