@@ -1,3 +1,4 @@
+from .hooks import ClassPromptMappingHook
 from .optimizers import TrainableParamsOptimWrapperConstructor
 
-__all__ = ['TrainableParamsOptimWrapperConstructor']
+__all__ = ['ClassPromptMappingHook', 'TrainableParamsOptimWrapperConstructor']

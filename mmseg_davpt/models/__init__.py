@@ -1,1 +1,9 @@
-from .backbones import *  # noqa: F401,F403
+from .backbones import PromptedVisionTransformer
+from .guidance import ClassPromptMapping, SegMetricGuidance
+from .losses import proxy_anchor_loss
+from .segmentors import DAVPTEncoderDecoder
+
+__all__ = [
+    'PromptedVisionTransformer', 'ClassPromptMapping', 'SegMetricGuidance',
+    'DAVPTEncoderDecoder', 'proxy_anchor_loss'
+]

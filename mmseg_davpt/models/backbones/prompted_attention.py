@@ -89,9 +89,10 @@ class FusedSelfAttention(nn.Module):
             return None
         return torch.cat([self.q_bias, self.k_bias, self.v_bias])
 
-    def project_query(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the query projection ``W_q x + b_q`` to ``(..., D)`` vectors."""
-        return F.linear(x, self.in_proj_weight[:self.embed_dims], self.q_bias)
+    def project_query(self, x: torch.Tensor, bias: bool = True) -> torch.Tensor:
+        """Apply the query projection ``W_q x (+ b_q)`` to ``(..., D)``."""
+        return F.linear(x, self.in_proj_weight[:self.embed_dims],
+                        self.q_bias if bias else None)
 
     def forward(
         self,

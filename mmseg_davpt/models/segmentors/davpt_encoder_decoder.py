@@ -1,0 +1,92 @@
+"""EncoderDecoder with DA-VPT metric guidance on a prompted ViT."""
+import math
+from typing import Dict, List, Optional
+
+import torch
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+from mmseg.utils import add_prefix
+
+
+@MODELS.register_module()
+class DAVPTEncoderDecoder(EncoderDecoder):
+    """``EncoderDecoder`` whose training loss adds DA-VPT's ``L_p`` and
+    ``L_cls`` (logged as ``davpt.loss_prompt`` / ``davpt.loss_cls``).
+
+    Inference (whole / slide, TTA, visualisation) is ``EncoderDecoder``'s.
+    The class -> prompt mapping lives in ``metric_guidance.mapping`` (module
+    buffers, so checkpoints carry it); ``ClassPromptMappingHook`` fills and
+    refreshes it through ``collect_class_features`` and
+    ``refresh_class_mapping``.
+
+    Args:
+        metric_guidance (dict | None): a ``SegMetricGuidance`` config;
+            ``num_classes`` and ``ignore_index`` default to the decode head's,
+            ``embed_dims`` / ``guided_layers`` / ``num_guided_prompts`` come
+            from the backbone. ``None`` gives plain VPT training.
+        Other arguments: see ``EncoderDecoder``.
+    """
+
+    def __init__(self, *args, metric_guidance: Optional[dict] = None,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.metric_guidance = None
+        if metric_guidance is None:
+            return
+        if not hasattr(self.backbone, 'forward_with_taps'):
+            raise TypeError('metric_guidance needs a prompted backbone such as '
+                            'PromptedVisionTransformer, got '
+                            f'{type(self.backbone).__name__}')
+        self.metric_guidance = MODELS.build(
+            metric_guidance,
+            default_args=dict(
+                num_classes=self.decode_head.num_classes,
+                ignore_index=self.decode_head.ignore_index,
+                embed_dims=self.backbone.embed_dims,
+                guided_layers=self.backbone.guided_layers,
+                num_guided_prompts=self.backbone.num_guided_prompts))
+
+    def _patch_grid(self, inputs: torch.Tensor):
+        p = self.backbone.patch_size
+        return (math.ceil(inputs.shape[-2] / p), math.ceil(inputs.shape[-1] / p))
+
+    @staticmethod
+    def _stack_gt(data_samples: List) -> torch.Tensor:
+        return torch.stack([s.gt_sem_seg.data[0] for s in data_samples])
+
+    def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict:
+        """Decode / auxiliary losses plus the DA-VPT terms."""
+        if self.metric_guidance is None:
+            return super().loss(inputs, data_samples)
+        outs, taps = self.backbone.forward_with_taps(inputs)
+        x = self.neck(outs) if self.with_neck else outs
+        losses = dict()
+        losses.update(self._decode_head_forward_train(x, data_samples))
+        if self.with_auxiliary_head:
+            losses.update(self._auxiliary_head_forward_train(x, data_samples))
+        guidance = self.metric_guidance.loss(self.backbone, taps,
+                                             self._stack_gt(data_samples),
+                                             self._patch_grid(inputs))
+        losses.update(add_prefix(guidance, 'davpt'))
+        return losses
+
+    @torch.no_grad()
+    def collect_class_features(self, inputs: torch.Tensor,
+                               data_samples: List) -> None:
+        """Accumulate per-class features of a batch (no gradient, no heads)
+        for the next mapping refresh."""
+        layer = max(self.metric_guidance.guided_layers)
+        _, taps = self.backbone.forward_with_taps(inputs, tap_layers=(layer, ))
+        labels = self.metric_guidance.patch_labels(
+            self._stack_gt(data_samples), self._patch_grid(inputs))
+        self.metric_guidance.accumulate(taps, labels)
+
+    def refresh_class_mapping(self) -> Dict[str, int]:
+        """Re-cluster classes onto prompts from the accumulated features;
+        identical on every rank. Returns the refresh statistics."""
+        return self.metric_guidance.refresh(self.backbone)
+
+    @property
+    def class_mapping_initialized(self) -> bool:
+        return self.metric_guidance is not None and \
+            self.metric_guidance.mapping.initialized
