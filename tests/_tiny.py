@@ -2,6 +2,8 @@
 config file would)."""
 import copy
 
+from mmengine.config import ConfigDict
+
 NUM_CLASSES = 5
 
 BACKBONE = dict(
@@ -33,4 +35,5 @@ def segmentor(metric_guidance=True, **backbone):
     if metric_guidance:
         cfg['metric_guidance'] = dict(type='SegMetricGuidance',
                                       background_classes=(0, ))
-    return cfg
+    # ConfigDict as from a config file (mmseg reads test_cfg.mode).
+    return ConfigDict(cfg)

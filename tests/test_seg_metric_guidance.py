@@ -1,0 +1,172 @@
+"""SegMetricGuidance: patch labels, class sampling, and the DA-VPT segmentor
+loss on a tiny model."""
+import pytest
+import torch
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+from mmseg.utils import register_all_modules
+
+import mmseg_davpt  # noqa: F401
+from mmseg_davpt.models import SegMetricGuidance
+from tests._tiny import NUM_CLASSES, segmentor
+
+register_all_modules()
+
+
+def guidance(**kwargs):
+    cfg = dict(num_classes=NUM_CLASSES, embed_dims=8, guided_layers=(2, ),
+               num_guided_prompts=3, background_classes=(0, ))
+    cfg.update(kwargs)
+    return SegMetricGuidance(**cfg)
+
+
+def test_patch_labels_take_patch_centres_and_drop_ignore_and_background():
+    gt = torch.zeros(1, 16, 16, dtype=torch.long)
+    gt[0, :8, :8] = 3            # patch (0, 0) -> 3
+    gt[0, :8, 8:] = 255          # patch (0, 1) -> ignore
+    gt[0, 8:, :8] = 0            # patch (1, 0) -> background
+    gt[0, 8:, 8:] = 2
+    gt[0, 12, 12] = 4            # centre pixel of patch (1, 1) decides
+    labels = guidance().patch_labels(gt, (2, 2))
+    assert labels.tolist() == [[3, -1, -1, 4]]
+
+
+def test_patch_labels_reject_ids_beyond_num_classes():
+    gt = torch.full((1, 16, 16), 7, dtype=torch.long)
+    with pytest.raises(ValueError, match='class id 7 outside'):
+        guidance().patch_labels(gt, (2, 2))
+
+
+def test_sampling_picks_only_present_classes_uniformly():
+    torch.manual_seed(0)
+    g = guidance()
+    labels = torch.tensor([[1, 1, 1, 1, 1, 1, 3, -1],
+                           [-1, -1, -1, -1, -1, -1, -1, -1],
+                           [2, 2, 2, 2, 2, 2, 2, 2]])
+    draws = torch.stack([g.sample_targets(labels) for _ in range(2000)])
+    assert set(draws[:, 0].tolist()) == {1, 3}
+    # uniform over present classes, not weighted by area
+    assert abs((draws[:, 0] == 3).float().mean().item() - 0.5) < 0.05
+    assert set(draws[:, 1].tolist()) == {-1}
+    assert set(draws[:, 2].tolist()) == {2}
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(guided_layers=()), 'needs guided layers'),
+    (dict(feature='key'), 'feature must be'),
+    (dict(pooling='max'), 'pooling must be'),
+    (dict(background_classes=(9, )), r'background_classes \[9\]'),
+    (dict(background_classes=tuple(range(NUM_CLASSES))), 'every class is a '
+     'background'),
+    (dict(num_guided_prompts=0), 'at least one guided prompt'),
+])
+def test_bad_settings_are_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        guidance(**kwargs)
+
+
+def make_batch(model, labels_fn, batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.rand(batch, 3, 32, 32, generator=g)
+    samples = []
+    for b in range(batch):
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=labels_fn(b)[None])
+        sample.set_metainfo(dict(img_shape=(32, 32), pad_shape=(32, 32),
+                                 ori_shape=(32, 32)))
+        samples.append(sample)
+    return inputs, samples
+
+
+def two_class_labels(b):
+    lab = torch.zeros(32, 32, dtype=torch.long)
+    lab[:16] = 1 + b
+    lab[16:, :16] = 3
+    return lab
+
+
+def initialised_model(**kwargs):
+    torch.manual_seed(0)
+    model = MODELS.build(segmentor(**kwargs))
+    model.init_weights()
+    inputs, samples = make_batch(model, two_class_labels)
+    model.collect_class_features(inputs, samples)
+    stats = model.refresh_class_mapping()
+    return model, inputs, samples, stats
+
+
+def test_segmentor_loss_has_both_terms_and_prompts_get_gradient():
+    model, inputs, samples, stats = initialised_model()
+    assert stats['seen_classes'] == 3  # classes 1, 2, 3 (0 is background)
+    losses = model.loss(inputs, samples)
+    assert {'decode.loss_ce', 'aux_0.loss_ce', 'davpt.loss_prompt',
+            'davpt.loss_cls'} <= set(losses)
+    for k in ('davpt.loss_prompt', 'davpt.loss_cls'):
+        assert torch.isfinite(losses[k]) and losses[k].item() > 0
+    # The metric loss alone reaches the guided prompts (as proxies) and the
+    # earlier prompts (through the tokens it compares).
+    (losses['davpt.loss_prompt'] + losses['davpt.loss_cls']).backward()
+    prompts = model.backbone.prompts
+    for name in ('0', '1', '2'):
+        assert prompts[name].grad is not None
+        assert prompts[name].grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize('feature, pooling', [('raw', 'class_masked'),
+                                              ('query', 'image_mean')])
+def test_loss_options_run(feature, pooling):
+    model, inputs, samples, _ = initialised_model()
+    model.metric_guidance.feature = feature
+    model.metric_guidance.pooling = pooling
+    losses = model.loss(inputs, samples)
+    assert torch.isfinite(losses['davpt.loss_prompt'])
+
+
+def test_batch_without_valid_class_gives_zero_metric_loss_not_nan():
+    model, _, _, _ = initialised_model()
+    inputs, samples = make_batch(
+        model, lambda b: torch.full((32, 32), 255 if b else 0,
+                                    dtype=torch.long))
+    losses = model.loss(inputs, samples)
+    assert losses['davpt.loss_prompt'].item() == 0.
+    assert losses['davpt.loss_cls'].item() == 0.
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters()
+               if p.grad is not None)
+
+
+def test_loss_before_mapping_is_a_clear_error():
+    model = MODELS.build(segmentor())
+    inputs, samples = make_batch(model, two_class_labels)
+    with pytest.raises(RuntimeError, match='ClassPromptMappingHook'):
+        model.loss(inputs, samples)
+
+
+def test_vpt_baseline_has_no_metric_terms():
+    model = MODELS.build(segmentor(metric_guidance=False))
+    inputs, samples = make_batch(model, two_class_labels)
+    assert not any(k.startswith('davpt') for k in model.loss(inputs, samples))
+
+
+def test_mapping_is_model_state_in_checkpoints():
+    model, _, _, _ = initialised_model()
+    state = model.state_dict()
+    key = 'metric_guidance.mapping.class_to_prompt'
+    assert key in state and 'metric_guidance.mapping.centroids' in state
+    fresh = MODELS.build(segmentor())
+    assert not fresh.class_mapping_initialized
+    fresh.load_state_dict(state)
+    assert fresh.class_mapping_initialized
+    assert torch.equal(fresh.metric_guidance.mapping.class_to_prompt,
+                       state[key])
+
+
+def test_inference_is_encoder_decoder_behaviour():
+    model, inputs, samples, _ = initialised_model()
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(inputs, samples)
+        logits = model.encode_decode(inputs, [s.metainfo for s in samples])
+    assert out[0].pred_sem_seg.data.shape == (1, 32, 32)
+    assert torch.equal(out[0].pred_sem_seg.data[0], logits[0].argmax(0))
