@@ -29,7 +29,7 @@ def test_trainable_set(tune_biases, expected_bias_names):
 
 
 def test_full_finetuning_trains_everything():
-    model = PromptedVisionTransformer(**TINY, freeze=False)
+    model = PromptedVisionTransformer(**TINY, freeze_pretrained=False)
     assert all(p.requires_grad for p in model.parameters())
 
 

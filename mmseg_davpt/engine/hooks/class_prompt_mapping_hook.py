@@ -1,4 +1,5 @@
 """Hook that builds and refreshes DA-VPT's class -> prompt mapping."""
+import math
 import os
 import os.path as osp
 from typing import Optional
@@ -26,7 +27,7 @@ class ClassPromptMappingHook(Hook):
             accumulates class features of every batch for free.
         by_epoch: see ``interval``.
         init_max_iters: cap on batches (per rank) of the initial pass over
-            the training set; ``None`` = one pass over the loader.
+            the training set; ``None`` = one epoch across all ranks.
         cache_file: where to save the initial class statistics, and load
             them from on later runs (skipping the pass). Checked against the
             dataset's classes and the feature width.
@@ -84,16 +85,15 @@ class ClassPromptMappingHook(Hook):
 
     def _collect(self, runner, model) -> None:
         loader = runner.train_dataloader
-        try:
-            total = len(loader)
-        except TypeError:  # some infinite samplers have no length
-            total = None
+        # One epoch across all ranks. len(loader) would not do: mmengine's
+        # InfiniteSampler reports the whole dataset on every rank.
+        total = math.ceil(
+            len(loader.dataset) / (loader.batch_size * dist.get_world_size()))
         if self.init_max_iters is not None:
-            total = self.init_max_iters if total is None else min(
-                total, self.init_max_iters)
-        if total is None:
-            raise ValueError('the training loader has no length; set '
-                             'init_max_iters on ClassPromptMappingHook')
+            total = min(total, self.init_max_iters)
+        if total == 0:
+            raise ValueError('the training set is empty: no class features '
+                             'for the initial class -> prompt mapping')
         runner.logger.info(
             f'DA-VPT: collecting class features over {total} training '
             'batches (frozen model, no gradient) for the initial mapping')

@@ -32,7 +32,7 @@ class TrainableParamsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         trainable = [p for p in module.parameters() if p.requires_grad]
         if not trainable:
             raise ValueError('the model has no trainable parameters; check '
-                             '`freeze` / `num_prompts` in the backbone config')
+                             '`freeze_pretrained` / `num_prompts` in the backbone config')
         if not self.paramwise_cfg:
             # An empty rule set routes construction through ``add_params``,
             # which skips parameters with ``requires_grad=False``.

@@ -127,8 +127,8 @@ class PromptedVisionTransformer(BaseModule):
         tune_biases (str | Sequence[str]): bias groups that train with the
             prompts: ``()`` none (VPT, DA-VPT), ``'kv'`` key and value biases
             (DA-VPT+), or any subset of ``BIAS_GROUPS``.
-        freeze (bool): freeze every pretrained weight (default). ``False``
-            trains everything (full fine-tuning reference).
+        freeze_pretrained (bool): freeze every pretrained weight (default).
+            ``False`` trains everything (full fine-tuning reference).
     """
 
     def __init__(self,
@@ -164,7 +164,7 @@ class PromptedVisionTransformer(BaseModule):
                  num_guided_prompts: Optional[int] = None,
                  prompt_dropout: float = 0.,
                  tune_biases: Union[str, Sequence[str]] = (),
-                 freeze: bool = True,
+                 freeze_pretrained: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         img_size = to_2tuple(img_size) if isinstance(img_size, int) \
@@ -194,7 +194,7 @@ class PromptedVisionTransformer(BaseModule):
         self.output_cls_token = output_cls_token
         self.pre_norm = pre_norm
         self.final_norm = final_norm
-        self.freeze = freeze
+        self.freeze_pretrained = freeze_pretrained
 
         self.patch_embed = PatchEmbed(
             in_channels=in_channels,
@@ -313,7 +313,7 @@ class PromptedVisionTransformer(BaseModule):
             nn.init.uniform_(prompt, -val, val)
 
     def _freeze(self) -> None:
-        if not self.freeze:
+        if not self.freeze_pretrained:
             return
         trainable_suffixes = tuple(
             s for g in self.tune_biases for s in BIAS_GROUPS[g])
