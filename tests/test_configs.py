@@ -9,7 +9,9 @@ from mmengine.config import Config
 from tools.count_params import build_model, count_params, summarise
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '*.py')))
+CONFIGS = sorted(
+    glob.glob(osp.join(ROOT, 'configs', '*.py')) +
+    glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py')))
 
 # ViT-L/16: 24 layers, D = 1024; DA-VPT: 10 prompts in the guided layer 24.
 VPT_PROMPTS = 24 * 20 * 1024
@@ -26,6 +28,7 @@ ADE20K = {
 
 def test_configs_are_shipped():
     names = {osp.basename(c) for c in CONFIGS}
+    assert 'davpt_setr_vit-tiny_shapes-64x64.py' in names
     for dataset in ('ade20k', 'pascal_context_59'):
         for variant in ('vpt', 'davpt', 'davpt_plus', 'full'):
             assert f'{variant}_setr_{dataset}.py' in names

@@ -1,11 +1,12 @@
 """Hook that builds and refreshes DA-VPT's class -> prompt mapping."""
-import math
 import os
 import os.path as osp
 from typing import Optional
 
 import torch
+from torch.utils.data import DataLoader
 from mmengine import dist
+from mmengine.dataset import DefaultSampler
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.utils import ProgressBar
@@ -83,12 +84,26 @@ class ClassPromptMappingHook(Hook):
                                    f'{self.cache_file}')
         self._refresh(runner, model, 'initial mapping')
 
+    @staticmethod
+    def _epoch_loader(runner) -> DataLoader:
+        """One shuffled epoch of the training set, sharded over ranks.
+
+        A loader of its own: iterating ``runner.train_dataloader`` here would
+        consume (and, on exit, close) the InfiniteSampler stream that the
+        training loop reads from.
+        """
+        train_loader = runner.train_dataloader
+        return DataLoader(
+            train_loader.dataset,
+            batch_size=train_loader.batch_size,
+            sampler=DefaultSampler(train_loader.dataset, shuffle=True,
+                                   seed=runner.seed),
+            num_workers=train_loader.num_workers,
+            collate_fn=train_loader.collate_fn)
+
     def _collect(self, runner, model) -> None:
-        loader = runner.train_dataloader
-        # One epoch across all ranks. len(loader) would not do: mmengine's
-        # InfiniteSampler reports the whole dataset on every rank.
-        total = math.ceil(
-            len(loader.dataset) / (loader.batch_size * dist.get_world_size()))
+        loader = self._epoch_loader(runner)
+        total = len(loader)
         if self.init_max_iters is not None:
             total = min(total, self.init_max_iters)
         if total == 0:

@@ -1,0 +1,61 @@
+#!/usr/bin/env python
+"""Write a seeded random tiny ViT in timm's key layout (the demo's stand-in
+for downloaded pretrained weights; convert it with convert_vit_checkpoint.py).
+"""
+import argparse
+import os
+import os.path as osp
+
+import torch
+
+
+def timm_vit_state_dict(embed_dims=96, depth=4, patch=8, img_size=64,
+                        in_chans=3, mlp_ratio=4, num_classes=1000, seed=0):
+    """Random ViT weights named as timm's ``VisionTransformer`` names them,
+    drawn like the jax ViT init (LeCun-normal patch embedding, truncated
+    normal 0.02 elsewhere, zero biases, unit LayerNorms)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def tn(*shape):
+        return (torch.randn(*shape, generator=g) * .02).clamp(-.04, .04)
+
+    D, H = embed_dims, embed_dims * mlp_ratio
+    grid = img_size // patch
+    sd = {
+        'cls_token': tn(1, 1, D),
+        'pos_embed': tn(1, 1 + grid * grid, D),
+        'patch_embed.proj.weight': torch.randn(
+            D, in_chans, patch, patch, generator=g) /
+        (in_chans * patch * patch)**0.5,
+        'patch_embed.proj.bias': torch.zeros(D),
+        'norm.weight': torch.ones(D), 'norm.bias': torch.zeros(D),
+        'head.weight': tn(num_classes, D), 'head.bias': torch.zeros(
+            num_classes),
+    }
+    for i in range(depth):
+        p = f'blocks.{i}.'
+        sd.update({
+            p + 'norm1.weight': torch.ones(D), p + 'norm1.bias': torch.zeros(D),
+            p + 'attn.qkv.weight': tn(3 * D, D),
+            p + 'attn.qkv.bias': torch.zeros(3 * D),
+            p + 'attn.proj.weight': tn(D, D), p + 'attn.proj.bias':
+            torch.zeros(D),
+            p + 'norm2.weight': torch.ones(D), p + 'norm2.bias': torch.zeros(D),
+            p + 'mlp.fc1.weight': tn(H, D), p + 'mlp.fc1.bias': torch.zeros(H),
+            p + 'mlp.fc2.weight': tn(D, H), p + 'mlp.fc2.bias': torch.zeros(D),
+        })
+    return sd
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--out', default='data/demo_vit/vit-tiny_timm.pth')
+    parser.add_argument('--seed', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    torch.save(timm_vit_state_dict(seed=args.seed), args.out)
+    print(f'wrote a random timm-layout ViT (4 layers, 96 dims) to {args.out}')
+
+
+if __name__ == '__main__':
+    main()

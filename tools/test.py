@@ -1,0 +1,98 @@
+#!/usr/bin/env python
+"""Evaluate a checkpoint, as MMSegmentation's ``tools/test.py``.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
+        [--show] [--show-dir DIR] [--wait-time S] [--tta]
+        [--cfg-options key=value ...] [--launcher ...]
+
+``--tta`` runs the config's ``tta_pipeline`` (multi-scale + flip: mIoU-MS).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where the evaluation log goes')
+    parser.add_argument('--out', help='save predicted label maps (PNG) here')
+    parser.add_argument('--show', action='store_true',
+                        help='show predictions in a window')
+    parser.add_argument('--show-dir', help='save painted predictions here '
+                        '(relative to the work dir)')
+    parser.add_argument('--wait-time', type=float, default=2,
+                        help='seconds each image is shown with --show')
+    parser.add_argument('--tta', action='store_true',
+                        help='multi-scale + flip test-time augmentation')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def enable_visualization(cfg, args):
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise KeyError('--show / --show-dir need '
+                       "default_hooks.visualization (SegVisualizationHook)")
+    hooks.visualization.draw = True
+    if args.show:
+        hooks.visualization.show = True
+        hooks.visualization.wait_time = args.wait_time
+    if args.show_dir:
+        cfg.visualizer.save_dir = osp.join(cfg.work_dir, args.show_dir)
+    return cfg
+
+
+def build_config(args):
+    from mmengine.config import Config
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'no checkpoint at {args.checkpoint}')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    # The trained checkpoint holds every weight: don't read the pretrained
+    # ViT file again (it may not exist where the model is evaluated).
+    cfg.model.backbone.init_cfg = None
+    if args.show or args.show_dir:
+        enable_visualization(cfg, args)
+    if args.tta:
+        if 'tta_pipeline' not in cfg or 'tta_model' not in cfg:
+            raise KeyError('--tta needs `tta_pipeline` and `tta_model` in '
+                           'the config')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import mmseg_davpt  # noqa: F401  (registers modules before building)
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(build_config(args))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
