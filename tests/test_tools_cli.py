@@ -115,3 +115,26 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert 'no checkpoint at' in proc.stderr
+
+
+def test_two_process_cpu_dist_train_keeps_mappings_identical(demo_data,
+                                                             tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(port),
+               PATH=osp.dirname(sys.executable) + os.pathsep +
+               os.environ['PATH'])
+    proc = subprocess.run(
+        ['bash', 'tools/dist_train.sh', DAVPT, '2', '--work-dir',
+         str(tmp_path), '--cfg-options', *data_options(*demo_data),
+         'train_cfg.max_iters=6', 'train_cfg.val_interval=6',
+         'custom_hooks.0.interval=3', 'default_hooks.logger.interval=3'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    # initial mapping + refreshes at iterations 3 and 6, each checked by an
+    # all_gather of the mapping over both ranks
+    assert log.count('identical on all 2 ranks') == 3
+    assert 'davpt.loss_prompt' in log and last_miou(log) >= 0.

@@ -90,7 +90,11 @@ def main(argv=None):
     args = parse_args(argv)
     import mmseg_davpt  # noqa: F401  (registers modules before building)
     from mmengine.runner import Runner
-    runner = Runner.from_cfg(build_config(args))
+
+    from mmseg_davpt.engine import init_cpu_distributed
+    cfg = build_config(args)
+    init_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
     runner.test()
 
 

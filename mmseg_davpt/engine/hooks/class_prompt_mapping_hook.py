@@ -158,11 +158,20 @@ class ClassPromptMappingHook(Hook):
     # ----------------------------------------------------------- refresh
     def _refresh(self, runner, model, what: str) -> None:
         stats = model.refresh_class_mapping()
+        world = dist.get_world_size()
+        if world > 1:
+            # Cheap guard (C integers): every rank must train with one mapping.
+            mapping = model.metric_guidance.mapping.class_to_prompt
+            if any(not torch.equal(m, mapping)
+                   for m in dist.all_gather(mapping)):
+                raise RuntimeError('DA-VPT: ranks disagree on the class -> '
+                                   'prompt mapping after a refresh')
         runner.logger.info(
             f'DA-VPT: {what} (iter {runner.iter}): {stats["changed"]} classes '
             f'changed prompt; {stats["seen_classes"]} classes seen, '
             f'{stats["assigned_classes"]} assigned, '
-            f'{stats["unassigned_prompts"]} prompts without a class')
+            f'{stats["unassigned_prompts"]} prompts without a class'
+            + (f'; identical on all {world} ranks' if world > 1 else ''))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:

@@ -1,0 +1,3 @@
+from .cpu_ddp import CPUDistributedDataParallel, init_cpu_distributed
+
+__all__ = ['CPUDistributedDataParallel', 'init_cpu_distributed']
