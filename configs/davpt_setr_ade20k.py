@@ -2,7 +2,7 @@
 # 160k iterations.
 # Paper (Table 2): 45.10 mIoU single-scale / 47.07 multi-scale, 13.6M
 # trainable parameters.
-_base_ = './vpt_setr_ade20k.py'
+_base_ = ['./vpt_setr_ade20k.py', './_base_/davpt/seg_metric_guidance.py']
 model = dict(
     # EncoderDecoder + the DA-VPT loss terms (inference is unchanged).
     type='DAVPTEncoderDecoder',
@@ -12,25 +12,6 @@ model = dict(
         # ... which gets 10 prompts; the other 23 layers keep 20 (the
         # paper's reference segmentation setting).
         num_guided_prompts=10),
-    metric_guidance=dict(
-        type='SegMetricGuidance',
-        prompt_loss_weight=0.05,  # beta (paper: 0.05)
-        cls_loss_weight=0.05,  # lambda (paper: 0.05)
-        margin=0.1,  # Proxy-Anchor delta (paper: default 0.1)
-        alpha=32.0,  # Proxy-Anchor alpha (paper: default 32)
-        feature='query',  # compare W_q p with W_q x (paper's better choice)
-        pooling='class_masked',  # the target class's tokens (Eq. 4)
-        # reduce_zero_label turns ADE20K's "other" into the ignore index, so
-        # all 150 classes are foreground.
-        background_classes=()))
-custom_hooks = [
-    dict(
-        type='ClassPromptMappingHook',
-        # k-means refresh about once per ADE20K epoch
-        # (20,210 images / 16 per step = 1263 iterations).
-        interval=1263,
-        # initial pass: one epoch across all ranks by default; set e.g.
-        # cache_file='work_dirs/davpt_ade20k_class_stats.pth' to reuse it.
-        init_max_iters=None,
-        cache_file=None)
-]
+    metric_guidance=_base_.davpt_metric_guidance)
+# k-means refresh about once per epoch (20,210 images / 16 per step).
+custom_hooks = [dict(_base_.davpt_mapping_hook, interval=1263)]

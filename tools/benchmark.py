@@ -7,13 +7,17 @@ and times full training steps (forward, losses, backward, optimizer step)
 round-robin across the models, so drift in machine load hits all alike.
 Reports the median per model and its ratio to the first config.
 
-Example (ViT-L/16 at 128x128 on CPU, VPT vs DA-VPT vs DA-VPT+)::
+Examples (ViT-L/16 at 128x128 on CPU, VPT vs DA-VPT vs DA-VPT+; the cost of
+the metric guidance alone on the demo model)::
 
     python tools/benchmark.py configs/vpt_setr_ade20k.py \
         configs/davpt_setr_ade20k.py configs/davpt_plus_setr_ade20k.py \
         --img-size 128 --batch 2 --repeats 10 --json bench.json
+    python tools/benchmark.py configs/demo/davpt_setr_vit-tiny_shapes-64x64.py \
+        --guidance-off-twin --img-size 64 --batch 8 --repeats 50
 """
 import argparse
+import copy
 import json
 import os.path as osp
 import statistics
@@ -39,6 +43,10 @@ def parse_args(argv=None):
                         if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='key=value overrides applied to every config')
+    parser.add_argument(
+        '--guidance-off-twin', action='store_true',
+        help='also time every DA-VPT config with metric_guidance=None (same '
+        'prompt layout): the cost of the guidance alone')
     parser.add_argument('--json', help='write results here')
     return parser.parse_args(argv)
 
@@ -98,9 +106,17 @@ def main(argv=None):
     from mmseg.utils import register_all_modules
     register_all_modules()
 
-    runs = []
+    variants = []
     for path in args.configs:
         cfg = load_config(path, args.img_size, args.cfg_options)
+        if args.guidance_off_twin and cfg.model.get('metric_guidance'):
+            twin = copy.deepcopy(cfg)
+            twin.model.metric_guidance = None
+            variants.append((f'{path} (guidance off)', twin))
+        variants.append((path, cfg))
+
+    runs = []
+    for path, cfg in variants:
         model, optim = build(cfg, args.device)
         inputs, samples = synthetic_batch(args.batch, args.img_size,
                                           model.decode_head.num_classes,
@@ -111,6 +127,8 @@ def main(argv=None):
         trainable = sum(p.numel() for p in model.parameters()
                         if p.requires_grad)
         runs.append(dict(config=path, model=model, optim=optim,
+                         guided=getattr(model, 'metric_guidance', None)
+                         is not None,
                          inputs=inputs, samples=samples, times=[],
                          trainable=trainable))
 
@@ -136,14 +154,15 @@ def main(argv=None):
     print(f'\ntraining step, {args.img_size}x{args.img_size}, batch '
           f'{args.batch}, {args.device}, {torch.get_num_threads()} threads, '
           f'median of {args.repeats}')
-    print(f'{"config":48s} {"trainable":>11s} {"median s":>9s} '
+    print(f'{"config":64s} {"trainable":>11s} {"median s":>9s} '
           f'{"ratio":>6s}')
     for run in runs:
         med = statistics.median(run['times'])
         results.append(dict(config=run['config'], trainable=run['trainable'],
-                            median_s=med, ratio=med / base,
+                            guided=run['guided'], median_s=med,
+                            ratio=med / base,
                             times_s=run['times']))
-        print(f'{run["config"]:48s} {run["trainable"] / 1e6:10.3f}M '
+        print(f'{run["config"]:64s} {run["trainable"] / 1e6:10.3f}M '
               f'{med:9.3f} {med / base:6.3f}')
     if args.json:
         with open(args.json, 'w') as f:

@@ -50,6 +50,10 @@ def build_config(args):
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise SystemExit('--amp: mmengine\'s AmpOptimWrapper needs a CUDA '
+                             '(or NPU/MLU) device; on CPU train without --amp')
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':
             print('--amp: the config already uses AmpOptimWrapper')
