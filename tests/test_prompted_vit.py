@@ -176,3 +176,22 @@ def test_gradient_checkpointing_gives_same_grads():
 def test_bad_arguments_raise_clear_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         PromptedVisionTransformer(**{**TINY, 'num_prompts': 2, **bad})
+
+
+def test_attention_weights_on_request_only_for_chosen_layers():
+    ref, _ = make_pair(out_indices=(2, ))
+    ours = PromptedVisionTransformer(**TINY, out_indices=(2, ), num_prompts=4,
+                                     guided_layers=(-1, )).eval()
+    ours.load_state_dict(ref.state_dict(), strict=False)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        fused_outs, fused = ours.forward_with_taps(x)
+        outs, taps = ours.forward_with_taps(x, tap_layers=(2, ),
+                                            weight_layers=(1, ))
+    assert set(taps) == {1, 2}
+    assert taps[2].weights is None and fused[2].weights is None
+    w = taps[1].weights
+    assert w.shape == (2, 4, 1 + 4 + 16, 1 + 4 + 16)
+    assert torch.allclose(w.sum(-1), torch.ones(2, 4, 21), atol=1e-6)
+    # the unfused layer gives the same numbers as the fused path
+    assert (outs[0] - fused_outs[0]).abs().max().item() <= 1e-5

@@ -37,11 +37,15 @@ class AttentionTaps:
         query: ``(B, T, D)`` query projection of the layer's normalised input.
         num_prefix: number of leading non-prompt tokens (1 with [CLS], else 0).
         num_prompts: number of prompt tokens after the prefix.
+        weights: ``(B, H, T, T)`` attention probabilities (rows: queries,
+            sum to one over keys); only for layers asked for explicitly,
+            since it takes the unfused path.
     """
     context: torch.Tensor
     query: torch.Tensor
     num_prefix: int
     num_prompts: int
+    weights: Optional[torch.Tensor] = None
 
 
 class FusedSelfAttention(nn.Module):
@@ -94,17 +98,19 @@ class FusedSelfAttention(nn.Module):
         return F.linear(x, self.in_proj_weight[:self.embed_dims],
                         self.q_bias if bias else None)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        return_taps: bool = False
-    ) -> Tuple[torch.Tensor, Optional[Tuple[torch.Tensor, torch.Tensor]]]:
+    def forward(self,
+                x: torch.Tensor,
+                return_taps: bool = False,
+                return_weights: bool = False):
         """Attend over ``x`` ``(B, T, D)``.
 
         Returns:
             ``(out, taps)``: ``out`` ``(B, T, D)`` after the output projection;
-            ``taps`` is ``(context, query)``, both ``(B, T, D)``, when
-            ``return_taps`` else ``None``.
+            ``taps`` is ``(context, query, weights)`` when ``return_taps`` or
+            ``return_weights`` (``context``/``query`` ``(B, T, D)``;
+            ``weights`` ``(B, H, T, T)`` or ``None``), else ``None``.
+            ``return_weights`` computes the softmax explicitly (the fused
+            kernel never forms it); use it for inspection, not training.
         """
         B, T, D = x.shape
         head_dims = D // self.num_heads
@@ -112,11 +118,18 @@ class FusedSelfAttention(nn.Module):
         # (B, T, 3, H, d) -> 3 x (B, H, T, d)
         q, k, v = qkv.view(B, T, 3, self.num_heads,
                            head_dims).permute(2, 0, 3, 1, 4).unbind(0)
-        context = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+        weights = None
+        if return_weights:
+            weights = (q @ k.transpose(-2, -1) * head_dims**-0.5).softmax(-1)
+            context = F.dropout(weights, self.attn_drop,
+                                self.training) @ v
+        else:
+            context = F.scaled_dot_product_attention(
+                q, k, v, dropout_p=self.attn_drop if self.training else 0.)
         context = context.transpose(1, 2).reshape(B, T, D)
         out = self.out_proj(context)
-        taps = (context, qkv[..., :D]) if return_taps else None
+        taps = (context, qkv[..., :D], weights) \
+            if return_taps or return_weights else None
         return out, taps
 
     # The packed ``in_proj_bias`` key is what checkpoints (ours included)
@@ -180,7 +193,11 @@ class ResidualAttention(nn.Module):
         self.attn = FusedSelfAttention(embed_dims, num_heads, attn_drop, bias)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: torch.Tensor, return_taps: bool = False):
-        """``(B, T, D) -> ((B, T, D), taps or None)``; see ``FusedSelfAttention``."""
-        out, taps = self.attn(x, return_taps)
+    def forward(self,
+                x: torch.Tensor,
+                return_taps: bool = False,
+                return_weights: bool = False):
+        """``(B, T, D) -> ((B, T, D), taps or None)``; see
+        ``FusedSelfAttention``."""
+        out, taps = self.attn(x, return_taps, return_weights)
         return self.proj_drop(out), taps

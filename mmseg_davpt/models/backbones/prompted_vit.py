@@ -77,11 +77,14 @@ class PromptedTransformerLayer(TransformerEncoderLayer):
             proj_drop=attn_cfg['proj_drop'],
             bias=attn_cfg['bias'])
 
-    def forward(self, x: torch.Tensor, return_taps: bool = False):
-        """``(B, T, D) -> ((B, T, D), (context, query) or None)``."""
+    def forward(self,
+                x: torch.Tensor,
+                return_taps: bool = False,
+                return_weights: bool = False):
+        """``(B, T, D) -> ((B, T, D), (context, query, weights) or None)``."""
 
         def _inner_forward(x):
-            out, taps = self.attn(self.norm1(x), return_taps)
+            out, taps = self.attn(self.norm1(x), return_taps, return_weights)
             x = x + out
             x = self.ffn(self.norm2(x), identity=x)
             return x, taps
@@ -466,7 +469,8 @@ class PromptedVisionTransformer(BaseModule):
     def forward_with_taps(
         self,
         inputs: torch.Tensor,
-        tap_layers: Optional[Sequence[int]] = None
+        tap_layers: Optional[Sequence[int]] = None,
+        weight_layers: Sequence[int] = ()
     ) -> Tuple[tuple, Dict[int, AttentionTaps]]:
         """Run the ViT and collect attention taps of the chosen layers.
 
@@ -474,12 +478,17 @@ class PromptedVisionTransformer(BaseModule):
             inputs: images ``(B, C, H, W)``.
             tap_layers: layer indices whose ``AttentionTaps`` are returned;
                 ``None`` means ``guided_layers``. Other layers keep nothing.
+            weight_layers: layers whose taps also hold the attention
+                probabilities ``(B, H, T, T)``; they run unfused, the rest
+                keep the fused kernel.
         Returns:
             ``(outs, taps)``: ``outs`` as ``forward``; ``taps`` maps layer
             index to ``AttentionTaps``.
         """
         tap_layers = self.guided_layers if tap_layers is None else \
             self._normalise_layer_indices(tap_layers, 'tap_layers')
+        weight_layers = self._normalise_layer_indices(weight_layers,
+                                                      'weight_layers')
         B = inputs.shape[0]
         x, hw_shape = self.patch_embed(inputs)
         x = torch.cat((self.cls_token.expand(B, -1, -1), x), dim=1)
@@ -505,10 +514,11 @@ class PromptedVisionTransformer(BaseModule):
                     i, B), x[:, num_prefix + num_prompts:]),
                               dim=1)
                 num_prompts = counts[i]
-            x, tap = layer(x, return_taps=i in tap_layers)
+            x, tap = layer(x, return_taps=i in tap_layers,
+                           return_weights=i in weight_layers)
             if tap is not None:
                 taps[i] = AttentionTaps(tap[0], tap[1], num_prefix,
-                                        num_prompts)
+                                        num_prompts, tap[2])
             if i == self.num_layers - 1 and self.final_norm:
                 x = self.norm1(x)
             if i in self.out_indices:
