@@ -4,8 +4,6 @@
 # trainable parameters.
 _base_ = ['./vpt_setr_ade20k.py', './_base_/davpt/seg_metric_guidance.py']
 model = dict(
-    # EncoderDecoder + the DA-VPT loss terms (inference is unchanged).
-    type='DAVPTEncoderDecoder',
     backbone=dict(
         # Guidance on the last layer (0-based 23 = the paper's layer 24) ...
         guided_layers=(23, ),

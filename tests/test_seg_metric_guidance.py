@@ -28,14 +28,22 @@ def test_patch_labels_take_patch_centres_and_drop_ignore_and_background():
     gt[0, 8:, :8] = 0            # patch (1, 0) -> background
     gt[0, 8:, 8:] = 2
     gt[0, 12, 12] = 4            # centre pixel of patch (1, 1) decides
-    labels = guidance().patch_labels(gt, (2, 2))
+    labels = guidance().patch_labels(gt, (2, 2), 8)
     assert labels.tolist() == [[3, -1, -1, 4]]
+
+
+def test_patch_labels_of_padded_patches_are_ignored():
+    # 20 px with 8 px patches: 3 patches, the last centre (20) is padding
+    gt = torch.full((1, 20, 20), 2, dtype=torch.long)
+    labels = guidance().patch_labels(gt, (3, 3), 8).view(3, 3)
+    assert labels[:2, :2].eq(2).all()
+    assert labels[2].eq(-1).all() and labels[:, 2].eq(-1).all()
 
 
 def test_patch_labels_reject_ids_beyond_num_classes():
     gt = torch.full((1, 16, 16), 7, dtype=torch.long)
     with pytest.raises(ValueError, match='class id 7 outside'):
-        guidance().patch_labels(gt, (2, 2))
+        guidance().patch_labels(gt, (2, 2), 8)
 
 
 def test_sampling_picks_only_present_classes_uniformly():
@@ -170,3 +178,37 @@ def test_inference_is_encoder_decoder_behaviour():
         logits = model.encode_decode(inputs, [s.metainfo for s in samples])
     assert out[0].pred_sem_seg.data.shape == (1, 32, 32)
     assert torch.equal(out[0].pred_sem_seg.data[0], logits[0].argmax(0))
+
+
+def test_non_finite_loss_stops_before_the_optimizer_step():
+    model, inputs, samples, _ = initialised_model()
+    losses = model.loss(inputs, samples)
+    losses['aux_1.loss_ce'] = losses['aux_1.loss_ce'] * float('nan')
+    with pytest.raises(FloatingPointError, match='non-finite aux_1.loss_ce'):
+        model.parse_losses(losses)
+    model.check_finite_loss = False
+    total, _ = model.parse_losses(losses)
+    assert torch.isnan(total)
+
+
+def test_logged_guidance_scalars():
+    model, inputs, samples, _ = initialised_model()
+    losses = model.loss(inputs, samples)
+    assert losses['davpt.img_frac'].item() == 1.0
+    # 3 classes seen for 3 guided prompts: every prompt has a class
+    assert losses['davpt.unassigned_prompts'].item() == 0.
+    _, log_vars = model.parse_losses(losses)
+    assert 'davpt.img_frac' in log_vars
+    # scalars are logged, not optimised
+    expected = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.allclose(model.parse_losses(losses)[0], expected)
+
+
+def test_fp16_inputs_to_the_metric_loss_stay_finite():
+    from mmseg_davpt.models import proxy_anchor_loss
+    big = torch.full((4, 8), 6e4, dtype=torch.float16)
+    big[1] = -6e4
+    proxies = torch.randn(3, 8).half()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = proxy_anchor_loss(big, torch.tensor([0, 1, 2, 0]), proxies)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)

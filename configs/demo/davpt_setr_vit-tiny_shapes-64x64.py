@@ -6,7 +6,6 @@ _base_ = [
     '../_base_/davpt/seg_metric_guidance.py'
 ]
 model = dict(
-    type='DAVPTEncoderDecoder',
     backbone=dict(guided_layers=(3, ), num_guided_prompts=3),
     # the paper's settings, except that class 0 here is a real 'background'
     # class (not reduced to the ignore index) and is never a target

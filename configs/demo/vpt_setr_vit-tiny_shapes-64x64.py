@@ -24,7 +24,9 @@ def pup_head(in_index, num_convs, loss_weight):
 
 
 model = dict(
-    type='EncoderDecoder',
+    # EncoderDecoder + a non-finite-loss guard; the DA-VPT configs add
+    # metric_guidance to it (None here: plain VPT training).
+    type='DAVPTEncoderDecoder',
     data_preprocessor=dict(
         type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
@@ -106,6 +108,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=150,
                     max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # RNG states in checkpoints: --resume continues the same random draws
+    rng_state=dict(type='RNGStateHook'),
     visualization=dict(type='SegVisualizationHook'))
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

@@ -1,8 +1,8 @@
 from .distributed import CPUDistributedDataParallel, init_cpu_distributed
-from .hooks import ClassPromptMappingHook
+from .hooks import ClassPromptMappingHook, RNGStateHook
 from .optimizers import TrainableParamsOptimWrapperConstructor
 
 __all__ = [
-    'ClassPromptMappingHook', 'CPUDistributedDataParallel',
+    'ClassPromptMappingHook', 'CPUDistributedDataParallel', 'RNGStateHook',
     'TrainableParamsOptimWrapperConstructor', 'init_cpu_distributed'
 ]

@@ -14,7 +14,9 @@ data_preprocessor = dict(
     size=(512, 512))
 
 model = dict(
-    type='EncoderDecoder',
+    # EncoderDecoder + a non-finite-loss guard; the DA-VPT configs add
+    # metric_guidance to it (None here: plain VPT training).
+    type='DAVPTEncoderDecoder',
     data_preprocessor=data_preprocessor,
     backbone=dict(
         type='PromptedVisionTransformer',

@@ -35,4 +35,6 @@ default_hooks = dict(
         type='CheckpointHook', by_epoch=False, interval=8000,
         max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # RNG states in checkpoints: --resume continues the same random draws
+    rng_state=dict(type='RNGStateHook'),
     visualization=dict(type='SegVisualizationHook'))

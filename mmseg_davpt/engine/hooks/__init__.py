@@ -1,3 +1,4 @@
 from .class_prompt_mapping_hook import ClassPromptMappingHook
+from .rng_state_hook import RNGStateHook
 
-__all__ = ['ClassPromptMappingHook']
+__all__ = ['ClassPromptMappingHook', 'RNGStateHook']

@@ -63,6 +63,11 @@ class ClassPromptMapping(nn.Module):
         self.feat_sum.zero_()
         self.feat_count.zero_()
 
+    def num_unassigned_prompts(self) -> int:
+        """Prompts that no class maps to."""
+        assigned = self.class_to_prompt[self.class_to_prompt >= 0]
+        return self.num_prompts - int(torch.unique(assigned).numel())
+
     def lookup(self, class_ids: torch.Tensor) -> torch.Tensor:
         """Prompt index of each class id (any shape); -1 where unassigned."""
         return self.class_to_prompt[class_ids]
@@ -104,13 +109,11 @@ class ClassPromptMapping(nn.Module):
         self.centroids.copy_(centroids.to(self.centroids.device))
         self.num_refreshes += 1
         self.reset_statistics()
-        assigned = self.class_to_prompt[self.class_to_prompt >= 0]
         return dict(
             changed=int((previous != self.class_to_prompt).sum()),
             seen_classes=int((feat_count > 0).sum()),
-            assigned_classes=int(assigned.numel()),
-            unassigned_prompts=self.num_prompts -
-            int(torch.unique(assigned).numel()))
+            assigned_classes=int((self.class_to_prompt >= 0).sum()),
+            unassigned_prompts=self.num_unassigned_prompts())
 
     def _cluster(self, means: torch.Tensor, previous_centroids: torch.Tensor):
         """k-means of ``means`` ``(K, D)`` into ``N`` clusters; with ``K <=

@@ -2,8 +2,10 @@
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
+import torch.distributed.nn
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine import dist
 from mmseg.registry import MODELS
 
 from ..backbones.prompted_attention import AttentionTaps
@@ -43,6 +45,11 @@ class SegMetricGuidance(nn.Module):
             'background' class that is not reduced to the ignore index).
         ignore_index: label of ignored pixels (255 in MMSegmentation).
         kmeans_seed: random state of the class -> prompt k-means.
+        gather_across_ranks: compute the loss over the samples of all ranks
+            (autograd-aware all_gather), so negatives come from the global
+            batch, as in a single-process run with the same global batch.
+            Off: each rank uses its own images only (2 per GPU in the paper's
+            setting), cheaper and what the reference code does.
     """
 
     def __init__(self,
@@ -58,7 +65,8 @@ class SegMetricGuidance(nn.Module):
                  pooling: str = 'class_masked',
                  background_classes: Sequence[int] = (),
                  ignore_index: int = 255,
-                 kmeans_seed: int = 0):
+                 kmeans_seed: int = 0,
+                 gather_across_ranks: bool = False):
         super().__init__()
         if not guided_layers:
             raise ValueError(
@@ -87,6 +95,7 @@ class SegMetricGuidance(nn.Module):
         self.feature = feature
         self.pooling = pooling
         self.ignore_index = ignore_index
+        self.gather_across_ranks = gather_across_ranks
         self.register_buffer(
             'is_background',
             F.one_hot(torch.tensor(list(background_classes), dtype=torch.long),
@@ -98,16 +107,20 @@ class SegMetricGuidance(nn.Module):
                                           embed_dims, seed=kmeans_seed)
 
     # ------------------------------------------------------------ labels
-    def patch_labels(self, gt: torch.Tensor, grid: Tuple[int,
-                                                         int]) -> torch.Tensor:
+    def patch_labels(self, gt: torch.Tensor, grid: Tuple[int, int],
+                     patch_size: int) -> torch.Tensor:
         """Label map ``(B, H, W)`` -> patch labels ``(B, h*w)``: the label at
-        each patch centre (nearest resize), ``-1`` for ignore / background.
+        each patch centre (nearest resize); ``-1`` for ignore, background,
+        and patches whose centre lies in the patch embedding's padding
+        (inputs that are not a multiple of the patch size).
         """
         B, H, W = gt.shape
         h, w = grid
-        rows = ((torch.arange(h, device=gt.device) + 0.5) * H / h).long()
-        cols = ((torch.arange(w, device=gt.device) + 0.5) * W / w).long()
+        rows = torch.arange(h, device=gt.device) * patch_size + patch_size // 2
+        cols = torch.arange(w, device=gt.device) * patch_size + patch_size // 2
         labels = gt[:, rows.clamp(max=H - 1)][:, :, cols.clamp(max=W - 1)]
+        inside = (rows < H)[:, None] & (cols < W)[None, :]
+        labels = torch.where(inside, labels, self.ignore_index)
         labels = labels.reshape(B, h * w).long()
         valid = labels != self.ignore_index
         too_big = valid & ((labels >= self.num_classes) | (labels < 0))
@@ -136,6 +149,10 @@ class SegMetricGuidance(nn.Module):
     # ------------------------------------------------------------ vectors
     def _embed(self, backbone: nn.Module, layer: int,
                vectors: torch.Tensor) -> torch.Tensor:
+        """Vectors ``(..., D)`` in the compared space, float32 (callers run
+        with autocast off: fp16 projections and similarities overflow
+        easily, and these tensors are small)."""
+        vectors = vectors.float()
         if self.feature == 'raw':
             return vectors
         return backbone.layers[layer].attn.attn.project_query(
@@ -150,8 +167,8 @@ class SegMetricGuidance(nn.Module):
 
     # ------------------------------------------------------------ losses
     def loss(self, backbone: nn.Module, taps: Dict[int, AttentionTaps],
-             gt: torch.Tensor, grid: Tuple[int, int]) -> Dict[str,
-                                                           torch.Tensor]:
+             gt: torch.Tensor,
+             grid: Tuple[int, int]) -> Dict[str, torch.Tensor]:
         """DA-VPT losses for one batch.
 
         Args:
@@ -162,7 +179,9 @@ class SegMetricGuidance(nn.Module):
         Returns:
             ``loss_prompt`` (``beta * L_p``) and, with a [CLS] token,
             ``loss_cls`` (``lambda * L_cls``), averaged over guided layers;
-            zero (not NaN) when no image has a usable class.
+            zero (not NaN) when no image has a usable class. Also the
+            logged scalars ``img_frac`` (images that contributed) and
+            ``unassigned_prompts``.
         """
         if not self.mapping.initialized:
             raise RuntimeError(
@@ -170,7 +189,7 @@ class SegMetricGuidance(nn.Module):
                 "dict(type='ClassPromptMappingHook') to custom_hooks, or call "
                 'model.refresh_class_mapping() after collecting class '
                 'features')
-        labels = self.patch_labels(gt, grid)
+        labels = self.patch_labels(gt, grid, backbone.patch_size)
         target = self.sample_targets(labels)
         prompt_of_target = torch.where(
             target >= 0, self.mapping.lookup(target.clamp(min=0)), NO_CLASS)
@@ -178,6 +197,24 @@ class SegMetricGuidance(nn.Module):
         self.accumulate(taps, labels)
 
         losses = dict(loss_prompt=0., loss_cls=0.)
+        with torch.autocast(gt.device.type, enabled=False):
+            self._layer_losses(backbone, taps, labels, target,
+                               prompt_of_target, use, losses)
+        n = len(self.guided_layers)
+        out = dict(loss_prompt=self.prompt_loss_weight *
+                   losses['loss_prompt'] / n)
+        if taps[self.guided_layers[0]].num_prefix:
+            out['loss_cls'] = self.cls_loss_weight * losses['loss_cls'] / n
+        # Logged, not optimised (no 'loss' in the name): how much of the
+        # batch fed the metric loss, and prompts that guide no class.
+        out['img_frac'] = use.float().mean().detach()
+        out['unassigned_prompts'] = torch.tensor(
+            float(self.mapping.num_unassigned_prompts()), device=use.device)
+        return out
+
+    def _layer_losses(self, backbone, taps, labels, target, prompt_of_target,
+                      use, losses) -> None:
+        """Add each guided layer's ``L_p`` and ``L_cls`` into ``losses``."""
         for layer in self.guided_layers:
             tap = taps[layer]
             cls, patches = self._split_tokens(tap)
@@ -192,18 +229,34 @@ class SegMetricGuidance(nn.Module):
                 samples = patches.mean(1)[use]
                 sample_labels = prompt_of_target[use]
             losses['loss_prompt'] = losses['loss_prompt'] + proxy_anchor_loss(
-                self._embed(backbone, layer, samples), sample_labels, proxies,
-                self.margin, self.alpha)
+                *self._gather(self._embed(backbone, layer, samples),
+                              sample_labels), proxies, self.margin,
+                self.alpha)
             if cls is not None:
                 losses['loss_cls'] = losses['loss_cls'] + proxy_anchor_loss(
-                    self._embed(backbone, layer, cls[use]),
-                    prompt_of_target[use], proxies, self.margin, self.alpha)
-        n = len(self.guided_layers)
-        out = dict(loss_prompt=self.prompt_loss_weight *
-                   losses['loss_prompt'] / n)
-        if taps[self.guided_layers[0]].num_prefix:
-            out['loss_cls'] = self.cls_loss_weight * losses['loss_cls'] / n
-        return out
+                    *self._gather(self._embed(backbone, layer, cls[use]),
+                                  prompt_of_target[use]), proxies,
+                    self.margin, self.alpha)
+
+    def _gather(self, samples: torch.Tensor, labels: torch.Tensor):
+        """With ``gather_across_ranks``, all ranks' samples ``(M_r, D)`` and
+        labels ``(M_r,)`` concatenated, differentiably: every rank then sees
+        the global batch's negatives, and DDP's gradient averaging turns each
+        rank's identical loss into exactly the single-process gradient."""
+        if not self.gather_across_ranks or dist.get_world_size() == 1:
+            return samples, labels
+        counts = dist.all_gather(
+            torch.tensor([samples.shape[0]], device=samples.device))
+        longest = int(max(c.item() for c in counts))
+        pad = longest - samples.shape[0]
+        padded = F.pad(samples, (0, 0, 0, pad))
+        padded_labels = F.pad(labels, (0, pad), value=NO_CLASS)
+        # autograd-aware all_gather: gradients flow back to each rank
+        all_samples = torch.cat(
+            torch.distributed.nn.functional.all_gather(padded))
+        all_labels = torch.cat(dist.all_gather(padded_labels))
+        keep = all_labels >= 0
+        return all_samples[keep], all_labels[keep]
 
     # ------------------------------------------------------------ mapping
     @torch.no_grad()

@@ -44,7 +44,14 @@ def proxy_anchor_loss(embeddings: torch.Tensor,
     proxies = proxies.to(dtype)
     if embeddings.shape[0] == 0:
         return proxies.sum() * 0.
+    # autocast would run the similarity matmul in fp16; keep float32.
+    with torch.autocast(embeddings.device.type, enabled=False):
+        return _proxy_anchor(embeddings, labels, proxies, margin, alpha)
 
+
+def _proxy_anchor(embeddings, labels, proxies, margin, alpha):
+    num_proxies = proxies.shape[0]
+    dtype = embeddings.dtype
     cos = F.normalize(embeddings, dim=1) @ F.normalize(proxies, dim=1).T
     positive = F.one_hot(labels, num_proxies).bool()  # (M, P)
     neg_inf = torch.finfo(dtype).min

@@ -1,8 +1,9 @@
 """EncoderDecoder with DA-VPT metric guidance on a prompted ViT."""
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
+from mmengine.logging import MessageHub
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import add_prefix
@@ -24,12 +25,18 @@ class DAVPTEncoderDecoder(EncoderDecoder):
             ``num_classes`` and ``ignore_index`` default to the decode head's,
             ``embed_dims`` / ``guided_layers`` / ``num_guided_prompts`` come
             from the backbone. ``None`` gives plain VPT training.
+        check_finite_loss (bool): stop training with ``FloatingPointError``
+            naming the loss term and the iteration as soon as a loss term is
+            NaN or infinite, before the optimizer step (default). ``False``
+            leaves non-finite losses to the optimizer wrapper (e.g. AMP's
+            loss scaler, which skips steps with non-finite gradients).
         Other arguments: see ``EncoderDecoder``.
     """
 
     def __init__(self, *args, metric_guidance: Optional[dict] = None,
-                 **kwargs):
+                 check_finite_loss: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        self.check_finite_loss = check_finite_loss
         self.metric_guidance = None
         if metric_guidance is None:
             return
@@ -45,6 +52,24 @@ class DAVPTEncoderDecoder(EncoderDecoder):
                 embed_dims=self.backbone.embed_dims,
                 guided_layers=self.backbone.guided_layers,
                 num_guided_prompts=self.backbone.num_guided_prompts))
+
+    def parse_losses(self, losses: Dict) -> Tuple[torch.Tensor, Dict]:
+        """``BaseModel.parse_losses`` plus the non-finite-loss guard."""
+        if self.check_finite_loss:
+            for name, value in losses.items():
+                if 'loss' not in name:
+                    continue
+                for v in (value if isinstance(value, list) else [value]):
+                    if not torch.isfinite(v).all():
+                        it = MessageHub.get_current_instance().get_info(
+                            'iter')
+                        raise FloatingPointError(
+                            f'non-finite {name} ({v.detach().sum().item()}) '
+                            f'at iteration {it} (0-based); training stopped '
+                            'before the optimizer step. Set '
+                            'model.check_finite_loss=False to leave it to '
+                            'the optimizer wrapper.')
+        return super().parse_losses(losses)
 
     def _patch_grid(self, inputs: torch.Tensor):
         p = self.backbone.patch_size
@@ -78,7 +103,8 @@ class DAVPTEncoderDecoder(EncoderDecoder):
         layer = max(self.metric_guidance.guided_layers)
         _, taps = self.backbone.forward_with_taps(inputs, tap_layers=(layer, ))
         labels = self.metric_guidance.patch_labels(
-            self._stack_gt(data_samples), self._patch_grid(inputs))
+            self._stack_gt(data_samples), self._patch_grid(inputs),
+            self.backbone.patch_size)
         self.metric_guidance.accumulate(taps, labels)
 
     def refresh_class_mapping(self) -> Dict[str, int]:
