@@ -212,3 +212,32 @@ def test_fp16_inputs_to_the_metric_loss_stay_finite():
     with torch.autocast('cpu', dtype=torch.bfloat16):
         loss = proxy_anchor_loss(big, torch.tensor([0, 1, 2, 0]), proxies)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+@pytest.mark.parametrize('mode', ['whole', 'slide'])
+@pytest.mark.parametrize('hw', [(20, 28), (5, 5), (40, 36)])
+def test_inference_on_odd_and_tiny_images(mode, hw):
+    cfg = segmentor()
+    cfg.test_cfg = dict(mode=mode, crop_size=(32, 32), stride=(16, 16))
+    model = MODELS.build(cfg)
+    model.init_weights()
+    model.eval()
+    inputs = torch.rand(1, 3, *hw)
+    sample = SegDataSample()
+    sample.set_metainfo(dict(img_shape=hw, pad_shape=hw, ori_shape=hw))
+    with torch.no_grad():
+        out = model.predict(inputs, [sample])
+    pred = out[0].pred_sem_seg.data
+    assert pred.shape == (1, *hw)
+    assert pred.min() >= 0 and pred.max() < NUM_CLASSES
+
+
+def test_training_on_images_not_a_multiple_of_the_patch():
+    model, _, _, _ = initialised_model()
+    inputs, samples = make_batch(model, two_class_labels)
+    inputs = inputs[:, :, :28, :20]
+    for s in samples:
+        s.gt_sem_seg = PixelData(data=s.gt_sem_seg.data[:, :28, :20])
+    losses = model.loss(inputs, samples)
+    assert all(torch.isfinite(v).all() for k, v in losses.items()
+               if 'loss' in k)
