@@ -64,6 +64,14 @@ def test_davpt_train_logs_metric_losses_and_miou(davpt_run):
         assert torch.isfinite(torch.tensor([float(prompt), float(cls)])).all()
     assert 'decode.loss_ce' in log
     assert 0. <= last_miou(log) <= 100.
+    assert 'DA-VPT: prompt -> classes: 0: ' in log
+    import json
+    with open(osp.join(work_dir, 'davpt_mapping_history.json')) as f:
+        history = json.load(f)
+    assert [h['iter'] for h in history] == [0, 3]  # initial + 1 refresh
+    named = sorted(n for names in history[-1]['prompts'].values()
+                   for n in names)
+    assert named == ['disc', 'ring', 'square', 'triangle']
     ckpt = torch.load(osp.join(work_dir, 'iter_6.pth'), weights_only=False)
     mapping = ckpt['state_dict']['metric_guidance.mapping.class_to_prompt']
     # background (class 0) never gets a prompt; the 4 shapes share 3 prompts
@@ -138,3 +146,76 @@ def test_two_process_cpu_dist_train_keeps_mappings_identical(demo_data,
     # all_gather of the mapping over both ranks
     assert log.count('identical on all 2 ranks') == 3
     assert 'davpt.loss_prompt' in log and last_miou(log) >= 0.
+
+
+# Argument handling, in-process (no training): what each flag does to the
+# config the runner receives.
+
+def test_train_resume_auto_path_and_missing(tmp_path):
+    from tools import train
+    auto = train.build_config(train.parse_args([VPT, '--resume']))
+    assert auto.resume is True and auto.load_from is None
+    assert auto.work_dir == './work_dirs/vpt_setr_vit-tiny_shapes-64x64'
+    ckpt = tmp_path / 'iter_6.pth'
+    ckpt.write_bytes(b'')
+    given = train.build_config(train.parse_args(
+        [VPT, '--resume', str(ckpt), '--work-dir', str(tmp_path)]))
+    assert given.resume is True and given.load_from == str(ckpt)
+    assert given.work_dir == str(tmp_path)
+    with pytest.raises(FileNotFoundError, match='--resume: no checkpoint'):
+        train.build_config(train.parse_args(
+            [VPT, '--resume', str(tmp_path / 'none.pth')]))
+    plain = train.build_config(train.parse_args([VPT]))
+    assert plain.resume is False
+
+
+def test_train_amp_switches_optim_wrapper(monkeypatch):
+    from tools import train
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    cfg = train.build_config(train.parse_args([VPT, '--amp']))
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    # the trainable-parameters constructor survives the switch
+    assert cfg.optim_wrapper.constructor == \
+        'TrainableParamsOptimWrapperConstructor'
+    with pytest.raises(ValueError, match='needs optim_wrapper.type'):
+        train.build_config(train.parse_args(
+            [VPT, '--amp', '--cfg-options',
+             'optim_wrapper.type=ApexOptimWrapper']))
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(SystemExit, match='CUDA'):
+        train.build_config(train.parse_args([VPT, '--amp']))
+
+
+def test_test_tta_out_and_show_dir_config(tmp_path):
+    from tools import test
+    ckpt = tmp_path / 'iter_6.pth'
+    ckpt.write_bytes(b'')
+    cfg = test.build_config(test.parse_args(
+        [VPT, str(ckpt), '--tta', '--out', str(tmp_path / 'pred'),
+         '--show-dir', 'vis', '--work-dir', str(tmp_path)]))
+    assert cfg.model.type == 'SegTTAModel'
+    assert cfg.model.module.type == 'DAVPTEncoderDecoder'
+    assert cfg.model.module.backbone.init_cfg is None  # weights from ckpt
+    assert cfg.test_dataloader.dataset.pipeline[1].type == 'TestTimeAug'
+    assert cfg.test_evaluator.output_dir == str(tmp_path / 'pred')
+    assert cfg.test_evaluator.keep_results is True
+    assert cfg.default_hooks.visualization.draw is True
+    assert cfg.visualizer.save_dir == str(tmp_path / 'vis')
+    assert cfg.load_from == str(ckpt)
+
+
+def test_test_tta_needs_tta_pipeline(tmp_path):
+    from tools import test
+    ckpt = tmp_path / 'iter_6.pth'
+    ckpt.write_bytes(b'')
+    no_tta = tmp_path / 'no_tta.py'
+    # a standalone copy of the VPT demo config without the TTA entries
+    from mmengine.config import Config
+    cfg = Config.fromfile(VPT)
+    cfg.pop('tta_pipeline')
+    cfg.dump(str(no_tta))
+    with pytest.raises(KeyError, match='--tta needs'):
+        test.build_config(test.parse_args([str(no_tta), str(ckpt), '--tta']))
+    plain = test.build_config(test.parse_args([str(no_tta), str(ckpt)]))
+    assert plain.model.type == 'DAVPTEncoderDecoder'

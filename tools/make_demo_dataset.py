@@ -22,7 +22,7 @@ def main(argv=None):
         return
     from mmseg_davpt.datasets import generate_demo_shapes
     generate_demo_shapes(args.root, args.num_train, args.num_val, args.size,
-                         args.seed)
+                         args.seed, progress=True)
     print(f'wrote {args.num_train} train + {args.num_val} val images '
           f'({args.size}x{args.size}) to {args.root}')
 

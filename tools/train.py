@@ -74,6 +74,23 @@ def build_config(args):
     return cfg
 
 
+def shutdown_distributed():
+    """Destroy the process group while the interpreter is still intact.
+
+    Call it after the last reference to the runner is gone: its DDP wrapper
+    holds the group. Left to exit-time destructors, gloo's worker threads
+    sometimes abort a rank after a successful run ("terminate called without
+    an active exception").
+    """
+    import gc
+
+    import torch.distributed as torch_dist
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+    gc.collect()  # frees the group (DDP <-> module cycles) and its threads
+
+
 def main(argv=None):
     args = parse_args(argv)
     import mmseg_davpt  # noqa: F401  (registers modules before building)
@@ -84,6 +101,8 @@ def main(argv=None):
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    del runner  # its DDP wrapper holds the process group
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

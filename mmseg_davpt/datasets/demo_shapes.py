@@ -11,9 +11,11 @@ layout is MMSegmentation's standard one::
 import json
 import os
 import os.path as osp
+import time
 from typing import Tuple
 
 import numpy as np
+from mmengine.utils import ProgressBar
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 from PIL import Image
@@ -78,12 +80,15 @@ def _sample(size: int, rng: np.random.Generator) -> Tuple[np.ndarray,
 
 def generate_demo_shapes(root: str, num_train: int = 200,
                          num_val: int = 40, img_size: int = 64,
-                         seed: int = 0) -> str:
+                         seed: int = 0, progress: bool = False) -> str:
     """Write the demo dataset under ``root`` (deterministic for a seed).
 
-    Returns ``root``. Existing files are overwritten.
+    ``progress=True`` shows a progress bar once generation has taken more
+    than a second. Returns ``root``. Existing files are overwritten.
     """
     rng = np.random.default_rng(seed)
+    total, done, bar = num_train + num_val, 0, None
+    start = time.perf_counter()
     for split, count in (('train', num_train), ('val', num_val)):
         img_dir = osp.join(root, 'img_dir', split)
         ann_dir = osp.join(root, 'ann_dir', split)
@@ -93,8 +98,16 @@ def generate_demo_shapes(root: str, num_train: int = 200,
             img, label = _sample(img_size, rng)
             Image.fromarray(img).save(osp.join(img_dir, f'{i:04d}.png'))
             Image.fromarray(label).save(osp.join(ann_dir, f'{i:04d}.png'))
+            done += 1
+            if bar is not None:
+                bar.update()
+            elif progress and time.perf_counter() - start > 1.:
+                bar = ProgressBar(total)
+                bar.update(done)
     with open(osp.join(root, 'meta.json'), 'w') as f:
         json.dump(dict(classes=CLASSES, palette=PALETTE, seed=seed,
                        img_size=img_size, num_train=num_train,
                        num_val=num_val), f, indent=2)
+    if bar is not None:
+        print()  # ProgressBar leaves the cursor at the end of its line
     return root

@@ -1,4 +1,5 @@
 """Hook that builds and refreshes DA-VPT's class -> prompt mapping."""
+import json
 import os
 import os.path as osp
 from typing import Optional
@@ -158,12 +159,12 @@ class ClassPromptMappingHook(Hook):
     # ----------------------------------------------------------- refresh
     def _refresh(self, runner, model, what: str) -> None:
         stats = model.refresh_class_mapping()
+        mapping = model.metric_guidance.mapping
         world = dist.get_world_size()
         if world > 1:
             # Cheap guard (C integers): every rank must train with one mapping.
-            mapping = model.metric_guidance.mapping.class_to_prompt
-            if any(not torch.equal(m, mapping)
-                   for m in dist.all_gather(mapping)):
+            if any(not torch.equal(m, mapping.class_to_prompt)
+                   for m in dist.all_gather(mapping.class_to_prompt)):
                 raise RuntimeError('DA-VPT: ranks disagree on the class -> '
                                    'prompt mapping after a refresh')
         runner.logger.info(
@@ -172,6 +173,35 @@ class ClassPromptMappingHook(Hook):
             f'{stats["assigned_classes"]} assigned, '
             f'{stats["unassigned_prompts"]} prompts without a class'
             + (f'; identical on all {world} ranks' if world > 1 else ''))
+        groups = self._prompt_groups(runner, mapping)
+        runner.logger.info('DA-VPT: prompt -> classes: ' + '; '.join(
+            f'{p}: {", ".join(names) or "-"}' for p, names in groups.items()))
+        self._append_history(runner, dict(iter=runner.iter, what=what,
+                                          **stats, prompts=groups))
+
+    @staticmethod
+    def _prompt_groups(runner, mapping) -> dict:
+        """``{prompt index: [class names]}`` of the current mapping."""
+        classes = runner.train_dataloader.dataset.metainfo.get('classes')
+        groups = {p: [] for p in range(mapping.num_prompts)}
+        for c, p in enumerate(mapping.class_to_prompt.tolist()):
+            if p >= 0:
+                groups[p].append(classes[c] if classes else str(c))
+        return groups
+
+    @staticmethod
+    def _append_history(runner, record: dict) -> None:
+        """Keep every refresh in ``work_dir/davpt_mapping_history.json``."""
+        if dist.get_rank() != 0:
+            return
+        path = osp.join(runner.work_dir, 'davpt_mapping_history.json')
+        history = []
+        if osp.isfile(path):
+            with open(path) as f:
+                history = json.load(f)
+        history.append(record)
+        with open(path, 'w') as f:
+            json.dump(history, f, indent=1)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import torch
 from mmengine import dist
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmseg.registry import HOOKS
 
 
@@ -43,15 +43,47 @@ class RNGStateHook(Hook):
     rebuilt, so those draws still differ after a resume.
     """
 
-    priority = 'VERY_LOW'
+    # before CheckpointHook (VERY_LOW) in after_train_iter / _epoch
+    priority = 'LOW'
 
     def __init__(self):
         self._pending_torch_state = None
+        self._gathered = None
+
+    def _checkpoint_due(self, runner, by_epoch: bool) -> bool:
+        for hook in runner.hooks:
+            if isinstance(hook, CheckpointHook) and hook.by_epoch == by_epoch:
+                if by_epoch:
+                    return self.every_n_epochs(
+                        runner, hook.interval, hook.save_begin) or (
+                            hook.save_last and self.is_last_train_epoch(runner))
+                return self.every_n_train_iters(
+                    runner, hook.interval, hook.save_begin) or (
+                        hook.save_last and self.is_last_train_iter(runner))
+        return False
+
+    def _gather_if_due(self, runner, by_epoch: bool) -> None:
+        # Only rank 0 runs before_save_checkpoint, so the ranks exchange
+        # their states here, where all of them are, right before the save.
+        if dist.get_world_size() > 1 and self._checkpoint_due(runner,
+                                                              by_epoch):
+            self._gathered = dist.all_gather_object(_capture())
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        self._gather_if_due(runner, by_epoch=False)
+
+    def after_train_epoch(self, runner) -> None:
+        self._gather_if_due(runner, by_epoch=True)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        # every rank calls this (only rank 0 writes the file)
-        checkpoint.setdefault('meta', {})['rng_states'] = \
-            dist.all_gather_object(_capture())
+        if dist.get_world_size() == 1:
+            states = [_capture()]
+        elif self._gathered is not None:
+            states = self._gathered
+        else:  # e.g. a best-checkpoint save after validation
+            return
+        checkpoint.setdefault('meta', {})['rng_states'] = states
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get('meta', {}).get('rng_states')
