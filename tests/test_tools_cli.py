@@ -219,3 +219,18 @@ def test_test_tta_needs_tta_pipeline(tmp_path):
         test.build_config(test.parse_args([str(no_tta), str(ckpt), '--tta']))
     plain = test.build_config(test.parse_args([str(no_tta), str(ckpt)]))
     assert plain.model.type == 'DAVPTEncoderDecoder'
+
+
+def test_empty_training_split_is_a_clear_error(tmp_path):
+    empty = tmp_path / 'empty'
+    for d in ('img_dir/train', 'ann_dir/train', 'img_dir/val',
+              'ann_dir/val'):
+        (empty / d).mkdir(parents=True)
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', VPT, '--work-dir',
+         str(tmp_path / 'wd'), '--cfg-options',
+         f'train_dataloader.dataset.data_root={empty}',
+         'model.backbone.init_cfg=None'],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert 'the training split is empty' in proc.stderr

@@ -91,6 +91,27 @@ def shutdown_distributed():
     gc.collect()  # frees the group (DDP <-> module cycles) and its threads
 
 
+def check_train_split(runner) -> None:
+    """Fail fast, naming the paths, on an empty training split (mmengine
+    otherwise fails with a NumPy message, or its InfiniteSampler loops
+    forever without yielding a batch)."""
+    try:
+        # built once here and reused by runner.train()
+        empty = len(runner.train_dataloader.dataset) == 0
+    except ValueError as err:
+        # mmengine's BaseDataset fails this way when serialising no samples
+        if 'need at least one array to concatenate' not in str(err):
+            raise
+        empty = True
+    if empty:
+        cfg = runner.cfg.train_dataloader.dataset
+        raise SystemExit(
+            f'the training split is empty: no images found for '
+            f'{cfg.get("type")} under data_root={cfg.get("data_root")!r}, '
+            f'data_prefix={cfg.get("data_prefix")}, '
+            f'ann_file={cfg.get("ann_file", "")!r}')
+
+
 def main(argv=None):
     args = parse_args(argv)
     import mmseg_davpt  # noqa: F401  (registers modules before building)
@@ -100,6 +121,7 @@ def main(argv=None):
     cfg = build_config(args)
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    check_train_split(runner)
     runner.train()
     del runner  # its DDP wrapper holds the process group
     shutdown_distributed()
