@@ -241,3 +241,16 @@ def test_training_on_images_not_a_multiple_of_the_patch():
     losses = model.loss(inputs, samples)
     assert all(torch.isfinite(v).all() for k, v in losses.items()
                if 'loss' in k)
+
+
+def test_seeded_draws_depend_on_the_image_not_the_batch_layout():
+    g = guidance()
+    labels = torch.tensor([[1, 2, 3, -1], [2, 4, -1, -1], [3, 3, 3, 3]])
+    seeds = [11, 22, 33]
+    whole = g.sample_targets(labels, seeds)
+    split = torch.cat([g.sample_targets(labels[:1], seeds[:1]),
+                       g.sample_targets(labels[1:], seeds[1:])])
+    assert torch.equal(whole, split)
+    assert whole[2] == 3
+    draws = {g.sample_targets(labels[:1], [s]).item() for s in range(200)}
+    assert draws == {1, 2, 3}

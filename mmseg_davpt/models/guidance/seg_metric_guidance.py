@@ -133,18 +133,35 @@ class SegMetricGuidance(nn.Module):
         bg = self.is_background[labels.clamp(min=0)] & valid
         return torch.where(bg, NO_CLASS, labels)
 
-    def sample_targets(self, labels: torch.Tensor) -> torch.Tensor:
+    def sample_targets(self, labels: torch.Tensor,
+                       seeds: Optional[Sequence[int]] = None) -> torch.Tensor:
         """One class per image drawn uniformly from those present in
-        ``labels`` ``(B, L)``; ``(B,)`` with ``-1`` where none is present."""
+        ``labels`` ``(B, L)``; ``(B,)`` with ``-1`` where none is present.
+
+        ``seeds`` (one int per image) make each draw a function of the image
+        and the iteration only, not of the rank layout: a run on N ranks then
+        draws what a single-process run with the same global batch draws.
+        Without seeds, torch's global generator is used.
+        """
         B = labels.shape[0]
         present = torch.zeros(B, self.num_classes + 1, device=labels.device)
         present.scatter_(1, labels + 1, 1.)  # column 0 collects NO_CLASS
         present = present[:, 1:]
         has_any = present.sum(1) > 0
-        weights = torch.where(has_any[:, None], present,
-                              torch.ones_like(present))
-        target = torch.multinomial(weights, 1).flatten()
-        return torch.where(has_any, target, NO_CLASS)
+        if seeds is None:
+            weights = torch.where(has_any[:, None], present,
+                                  torch.ones_like(present))
+            target = torch.multinomial(weights, 1).flatten()
+            return torch.where(has_any, target, NO_CLASS)
+        target = torch.full((B, ), NO_CLASS, dtype=torch.long)
+        generator = torch.Generator()
+        for b, row in enumerate(present.cpu()):
+            classes = torch.nonzero(row).flatten()
+            if len(classes):
+                generator.manual_seed(int(seeds[b]))
+                pick = torch.randint(len(classes), (1, ), generator=generator)
+                target[b] = classes[pick]
+        return target.to(labels.device)
 
     # ------------------------------------------------------------ vectors
     def _embed(self, backbone: nn.Module, layer: int,
@@ -166,9 +183,13 @@ class SegMetricGuidance(nn.Module):
         return cls, tap.context[:, tap.num_prefix + tap.num_prompts:]
 
     # ------------------------------------------------------------ losses
-    def loss(self, backbone: nn.Module, taps: Dict[int, AttentionTaps],
+    def loss(self,
+             backbone: nn.Module,
+             taps: Dict[int, AttentionTaps],
              gt: torch.Tensor,
-             grid: Tuple[int, int]) -> Dict[str, torch.Tensor]:
+             grid: Tuple[int, int],
+             seeds: Optional[Sequence[int]] = None
+             ) -> Dict[str, torch.Tensor]:
         """DA-VPT losses for one batch.
 
         Args:
@@ -176,6 +197,7 @@ class SegMetricGuidance(nn.Module):
             taps: ``forward_with_taps`` output for the guided layers.
             gt: label maps ``(B, H, W)`` at input resolution.
             grid: patch grid ``(h, w)``.
+            seeds: per-image seeds for the class draw (``sample_targets``).
         Returns:
             ``loss_prompt`` (``beta * L_p``) and, with a [CLS] token,
             ``loss_cls`` (``lambda * L_cls``), averaged over guided layers;
@@ -190,7 +212,7 @@ class SegMetricGuidance(nn.Module):
                 'model.refresh_class_mapping() after collecting class '
                 'features')
         labels = self.patch_labels(gt, grid, backbone.patch_size)
-        target = self.sample_targets(labels)
+        target = self.sample_targets(labels, seeds)
         prompt_of_target = torch.where(
             target >= 0, self.mapping.lookup(target.clamp(min=0)), NO_CLASS)
         use = prompt_of_target >= 0  # images that contribute

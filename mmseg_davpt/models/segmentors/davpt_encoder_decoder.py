@@ -1,5 +1,6 @@
 """EncoderDecoder with DA-VPT metric guidance on a prompted ViT."""
 import math
+import zlib
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -76,6 +77,18 @@ class DAVPTEncoderDecoder(EncoderDecoder):
         return (math.ceil(inputs.shape[-2] / p), math.ceil(inputs.shape[-1] / p))
 
     @staticmethod
+    def _draw_seeds(data_samples: List) -> Optional[List[int]]:
+        """Per-image seeds for the class draw from the image path and the
+        iteration, so the draw does not depend on how images are spread over
+        ranks. ``None`` (global RNG) for samples without a path."""
+        paths = [s.metainfo.get('img_path') for s in data_samples]
+        if not all(paths):
+            return None
+        it = MessageHub.get_current_instance().get_info('iter') or 0
+        return [(zlib.crc32(p.encode()) + 1_000_003 * it) % 2**63
+                for p in paths]
+
+    @staticmethod
     def _stack_gt(data_samples: List) -> torch.Tensor:
         return torch.stack([s.gt_sem_seg.data[0] for s in data_samples])
 
@@ -91,7 +104,8 @@ class DAVPTEncoderDecoder(EncoderDecoder):
             losses.update(self._auxiliary_head_forward_train(x, data_samples))
         guidance = self.metric_guidance.loss(self.backbone, taps,
                                              self._stack_gt(data_samples),
-                                             self._patch_grid(inputs))
+                                             self._patch_grid(inputs),
+                                             self._draw_seeds(data_samples))
         losses.update(add_prefix(guidance, 'davpt'))
         return losses
 
