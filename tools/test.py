@@ -6,6 +6,9 @@
         [--cfg-options key=value ...] [--launcher ...]
 
 ``--tta`` runs the config's ``tta_pipeline`` (multi-scale + flip: mIoU-MS).
+CHECKPOINT is a full checkpoint (``tools/train.py``) or a PEFT file
+(``tools/export_peft.py``); the latter is put on top of the base ViT that the
+config's backbone ``init_cfg`` loads, after checking its fingerprint.
 """
 import argparse
 import os
@@ -67,10 +70,21 @@ def build_config(args):
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
-    # The trained checkpoint holds every weight: don't read the pretrained
-    # ViT file again (it may not exist where the model is evaluated).
-    cfg.model.backbone.init_cfg = None
+    from mmseg_davpt.peft import check_base_init_cfg, peft_record
+    record = peft_record(args.checkpoint)
+    if record is not None:
+        # A PEFT file holds only the trained part: the base ViT comes from
+        # init_cfg, and main() loads the file after it. The runner must not
+        # load it (non-strict, it would leave a random ViT without a word).
+        check_base_init_cfg(cfg.model.backbone.get('init_cfg'),
+                            args.checkpoint, record)
+        cfg.load_from = None
+    else:
+        cfg.load_from = args.checkpoint
+        # The trained checkpoint holds every weight: don't read the
+        # pretrained ViT file again (it may not exist where the model is
+        # evaluated).
+        cfg.model.backbone.init_cfg = None
     if args.show or args.show_dir:
         enable_visualization(cfg, args)
     if args.tta:
@@ -86,16 +100,35 @@ def build_config(args):
     return cfg
 
 
+def load_peft_into_runner(runner, checkpoint):
+    """Base ViT (``init_weights`` through the backbone's ``init_cfg``), then
+    the PEFT file on top, into the segmentor inside any DDP / TTA wrapper."""
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+
+    from mmseg_davpt.peft import load_peft
+    model = runner.model
+    if is_model_wrapper(model):
+        model = model.module
+    if isinstance(model, BaseTTAModel):
+        model = model.module
+    model.init_weights()
+    load_peft(model, checkpoint)
+
+
 def main(argv=None):
     args = parse_args(argv)
     import mmseg_davpt  # noqa: F401  (registers modules before building)
     from mmengine.runner import Runner
 
-    from mmseg_davpt.engine import init_cpu_distributed
+    from mmseg_davpt.engine import init_cpu_distributed, shutdown_distributed
     cfg = build_config(args)
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    if cfg.load_from is None:  # build_config found a PEFT file
+        load_peft_into_runner(runner, args.checkpoint)
     runner.test()
+    del runner  # its DDP wrapper holds the process group
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

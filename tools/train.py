@@ -74,23 +74,6 @@ def build_config(args):
     return cfg
 
 
-def shutdown_distributed():
-    """Destroy the process group while the interpreter is still intact.
-
-    Call it after the last reference to the runner is gone: its DDP wrapper
-    holds the group. Left to exit-time destructors, gloo's worker threads
-    sometimes abort a rank after a successful run ("terminate called without
-    an active exception").
-    """
-    import gc
-
-    import torch.distributed as torch_dist
-    if torch_dist.is_available() and torch_dist.is_initialized():
-        torch_dist.barrier()
-        torch_dist.destroy_process_group()
-    gc.collect()  # frees the group (DDP <-> module cycles) and its threads
-
-
 def check_train_split(runner) -> None:
     """Fail fast, naming the paths, on an empty training split (mmengine
     otherwise fails with a NumPy message, or its InfiniteSampler loops
@@ -117,7 +100,7 @@ def main(argv=None):
     import mmseg_davpt  # noqa: F401  (registers modules before building)
     from mmengine.runner import Runner
 
-    from mmseg_davpt.engine import init_cpu_distributed
+    from mmseg_davpt.engine import init_cpu_distributed, shutdown_distributed
     cfg = build_config(args)
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)

@@ -1,8 +1,10 @@
-from .distributed import CPUDistributedDataParallel, init_cpu_distributed
+from .distributed import (CPUDistributedDataParallel, init_cpu_distributed,
+                          shutdown_distributed)
 from .hooks import ClassPromptMappingHook, RNGStateHook
 from .optimizers import TrainableParamsOptimWrapperConstructor
 
 __all__ = [
     'ClassPromptMappingHook', 'CPUDistributedDataParallel', 'RNGStateHook',
-    'TrainableParamsOptimWrapperConstructor', 'init_cpu_distributed'
+    'TrainableParamsOptimWrapperConstructor', 'init_cpu_distributed',
+    'shutdown_distributed'
 ]

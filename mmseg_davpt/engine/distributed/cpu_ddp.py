@@ -6,6 +6,7 @@ CUDA: all three fail without a GPU. The tools call ``init_cpu_distributed``
 first, which starts a gloo process group (the runner then skips its own
 initialisation), selects the wrapper below and turns SyncBN into per-rank BN.
 """
+import gc
 import os
 
 import torch
@@ -62,3 +63,17 @@ def _sync_bn_to_bn(node) -> int:
         for value in node:
             count += _sync_bn_to_bn(value)
     return count
+
+
+def shutdown_distributed():
+    """Destroy the process group while the interpreter is still intact.
+
+    Call it after the last reference to the runner is gone: its DDP wrapper
+    holds the group. Left to exit-time destructors, gloo's worker threads
+    sometimes abort a rank after a successful run ("terminate called without
+    an active exception").
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
+    gc.collect()  # frees the group (DDP <-> module cycles) and its threads
