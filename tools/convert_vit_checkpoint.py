@@ -34,7 +34,11 @@ def load_source(path: str):
         with np.load(path) as npz:
             return npz_to_timm({k: npz[k] for k in npz.files})
     if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
+        try:
+            from safetensors.torch import load_file
+        except ImportError as err:
+            raise ImportError('reading .safetensors needs the `safetensors` '
+                              'package: pip install safetensors') from err
         return load_file(path)
     return torch.load(path, map_location='cpu', weights_only=False)
 
