@@ -58,18 +58,11 @@ def enable_visualization(cfg, args):
 
 
 def build_config(args):
-    from mmengine.config import Config
+    from mmseg_davpt.utils.config import load_run_config
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'no checkpoint at {args.checkpoint}')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_run_config(args.config, args.launcher, args.cfg_options,
+                          args.work_dir)
     from mmseg_davpt.peft import check_base_init_cfg, peft_record
     record = peft_record(args.checkpoint)
     if record is not None:
