@@ -1,12 +1,16 @@
 #!/usr/bin/env python
-"""Count total and trainable parameters of a segmentor config, per module.
+"""Count total and trainable parameters of a segmentor or classifier config,
+per module.
 
-Builds the model through MMSegmentation's registry exactly as training would,
+Builds the model through the config's registry (MMSegmentation's or
+mmpretrain's) exactly as training would,
 but never calls ``init_weights``, so no pretrained checkpoint is needed.
 The backbone is split into its prompts, the pretrained weights that train
 (the ``tune_biases`` groups, or all of them with ``freeze_pretrained=False``)
 and the frozen rest; every head gets its own row. Compare with the paper's Table 2
-(13.6M VPT / DA-VPT, 13.7M DA-VPT+, 317.3M full fine-tuning).
+(13.6M VPT / DA-VPT, 13.7M DA-VPT+, 317.3M full fine-tuning); for the
+ViT-B classification configs the ``backbone (all)`` trainable count is the
+prompt-tuning cost without the linear head.
 
 Examples::
 
@@ -100,9 +104,15 @@ def format_table(summary: dict) -> str:
 
 
 def build_model(cfg: Config) -> nn.Module:
-    """The segmentor of ``cfg``, randomly initialised (no checkpoint read)."""
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
+    """The model of ``cfg`` (segmentor, or classifier for configs with
+    ``default_scope='mmpretrain'``), randomly initialised (no checkpoint
+    read)."""
+    if cfg.get('default_scope') == 'mmpretrain':
+        from mmpretrain.registry import MODELS
+        from mmpretrain.utils import register_all_modules
+    else:
+        from mmseg.registry import MODELS
+        from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     return MODELS.build(cfg.model)
 

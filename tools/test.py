@@ -1,11 +1,13 @@
 #!/usr/bin/env python
-"""Evaluate a checkpoint, as MMSegmentation's ``tools/test.py``.
+"""Evaluate a checkpoint, as MMSegmentation's / mmpretrain's ``tools/test.py``
+(segmentation and classification configs alike).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
         [--show] [--show-dir DIR] [--wait-time S] [--tta]
         [--cfg-options key=value ...] [--launcher ...]
 
-``--tta`` runs the config's ``tta_pipeline`` (multi-scale + flip: mIoU-MS).
+``--tta`` runs the config's ``tta_pipeline`` (multi-scale + flip: mIoU-MS;
+segmentation configs).
 CHECKPOINT is a full checkpoint (``tools/train.py``) or a PEFT file
 (``tools/export_peft.py``); the latter is put on top of the base ViT that the
 config's backbone ``init_cfg`` loads, after checking its fingerprint.
@@ -24,7 +26,9 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where the evaluation log goes')
-    parser.add_argument('--out', help='save predicted label maps (PNG) here')
+    parser.add_argument('--out', help='segmentation: save predicted label '
+                        'maps (PNG) in this folder; classification: pickle '
+                        'the predictions to this file')
     parser.add_argument('--show', action='store_true',
                         help='show predictions in a window')
     parser.add_argument('--show-dir', help='save painted predictions here '
@@ -46,14 +50,37 @@ def parse_args(argv=None):
 def enable_visualization(cfg, args):
     hooks = cfg.default_hooks
     if 'visualization' not in hooks:
-        raise KeyError('--show / --show-dir need '
-                       "default_hooks.visualization (SegVisualizationHook)")
-    hooks.visualization.draw = True
+        raise KeyError('--show / --show-dir need default_hooks.visualization '
+                       '(SegVisualizationHook, or mmpretrain\'s '
+                       'VisualizationHook)')
+    hook = hooks.visualization
+    if cfg.get('default_scope') == 'mmpretrain':
+        # mmpretrain's hook: switched by `enable`, writes to `out_dir`
+        hook.enable = True
+        if args.show_dir:
+            hook.out_dir = osp.join(cfg.work_dir, args.show_dir)
+    else:
+        hook.draw = True
+        if args.show_dir:
+            cfg.visualizer.save_dir = osp.join(cfg.work_dir, args.show_dir)
     if args.show:
-        hooks.visualization.show = True
-        hooks.visualization.wait_time = args.wait_time
-    if args.show_dir:
-        cfg.visualizer.save_dir = osp.join(cfg.work_dir, args.show_dir)
+        hook.show = True
+        hook.wait_time = args.wait_time
+    return cfg
+
+
+def add_result_output(cfg, out: str):
+    """Keep the predictions under ``out``: MMSegmentation's IoUMetric writes
+    the label maps there; for classification (mmpretrain) configs a
+    ``DumpResults`` metric pickles every sample's scores and label."""
+    if cfg.get('default_scope') == 'mmpretrain':
+        evaluators = cfg.test_evaluator if isinstance(
+            cfg.test_evaluator, (list, tuple)) else [cfg.test_evaluator]
+        cfg.test_evaluator = [*evaluators, dict(type='DumpResults',
+                                                out_file_path=out)]
+    else:
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True
     return cfg
 
 
@@ -88,8 +115,7 @@ def build_config(args):
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out:
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
+        add_result_output(cfg, args.out)
     return cfg
 
 

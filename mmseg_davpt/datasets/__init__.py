@@ -1,3 +1,15 @@
+from .cls_demo import generate_cls_folders
 from .demo_shapes import DemoShapesDataset, generate_demo_shapes
 
-__all__ = ['DemoShapesDataset', 'generate_demo_shapes']
+__all__ = ['DemoShapesDataset', 'generate_demo_shapes', 'generate_cls_folders']
+
+# The classification datasets build on mmpretrain, which the segmentation
+# side does not need: register them only when it is installed.
+try:
+    import mmpretrain  # noqa: F401
+except ImportError:
+    pass
+else:
+    from .fgvc import FGVC, FGVC_TASKS
+    from .vtab1k import VTAB1k, VTAB_TASKS
+    __all__ += ['FGVC', 'FGVC_TASKS', 'VTAB1k', 'VTAB_TASKS']

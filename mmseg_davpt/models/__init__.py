@@ -1,9 +1,18 @@
 from .backbones import PromptedVisionTransformer
-from .guidance import ClassPromptMapping, SegMetricGuidance
+from .guidance import (ClassPromptMapping, ClsMetricGuidance,
+                       SegMetricGuidance)
 from .losses import proxy_anchor_loss
 from .segmentors import DAVPTEncoderDecoder
 
 __all__ = [
-    'PromptedVisionTransformer', 'ClassPromptMapping', 'SegMetricGuidance',
-    'DAVPTEncoderDecoder', 'proxy_anchor_loss'
+    'PromptedVisionTransformer', 'ClassPromptMapping', 'ClsMetricGuidance',
+    'SegMetricGuidance', 'DAVPTEncoderDecoder', 'proxy_anchor_loss'
 ]
+
+try:  # classification needs mmpretrain; segmentation does not
+    import mmpretrain  # noqa: F401
+except ImportError:
+    pass
+else:
+    from .classifiers import DAVPTImageClassifier  # noqa: F401
+    __all__.append('DAVPTImageClassifier')

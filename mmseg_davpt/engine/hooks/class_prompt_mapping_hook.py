@@ -13,7 +13,10 @@ from mmengine.model import is_model_wrapper
 from mmengine.utils import ProgressBar
 from mmseg.registry import HOOKS
 
+from ...utils.registry import also_in_mmpretrain
 
+
+@also_in_mmpretrain('HOOKS')
 @HOOKS.register_module()
 class ClassPromptMappingHook(Hook):
     """Initial class-feature pass before training, k-means refreshes during it.

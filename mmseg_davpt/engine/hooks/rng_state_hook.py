@@ -9,6 +9,8 @@ from mmengine import dist
 from mmengine.hooks import CheckpointHook, Hook
 from mmseg.registry import HOOKS
 
+from ...utils.registry import also_in_mmpretrain
+
 
 def _capture() -> dict:
     state = dict(python=random.getstate(), numpy=np.random.get_state(),
@@ -29,6 +31,7 @@ def _restore_torch(state: dict) -> None:
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
+@also_in_mmpretrain('HOOKS')
 @HOOKS.register_module()
 class RNGStateHook(Hook):
     """Store every rank's Python / NumPy / torch RNG states in checkpoints

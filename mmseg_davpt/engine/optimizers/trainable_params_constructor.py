@@ -6,6 +6,8 @@ from mmengine.logging import MMLogger, print_log
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
+from ...utils.registry import also_in_mmpretrain
+
 
 class _DropFrozenNotices(logging.Filter):
     """mmengine logs one warning per frozen tensor (hundreds for ViT-L);
@@ -16,6 +18,7 @@ class _DropFrozenNotices(logging.Filter):
             record.getMessage()
 
 
+@also_in_mmpretrain('OPTIM_WRAPPER_CONSTRUCTORS')
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class TrainableParamsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """``DefaultOptimWrapperConstructor`` that never passes frozen parameters.

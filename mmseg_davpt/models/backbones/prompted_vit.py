@@ -26,6 +26,7 @@ from mmseg.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.utils import _pair as to_2tuple
 
+from ...utils.registry import also_in_mmpretrain
 from .prompted_attention import AttentionTaps, ResidualAttention
 from .vit_checkpoint import extract_vit_state_dict
 
@@ -94,9 +95,13 @@ class PromptedTransformerLayer(TransformerEncoderLayer):
         return _inner_forward(x)
 
 
+@also_in_mmpretrain('MODELS')
 @MODELS.register_module()
 class PromptedVisionTransformer(BaseModule):
     """Vision Transformer with visual prompts (VPT) and a frozen body.
+
+    Registered in MMSegmentation's and (when installed) mmpretrain's
+    ``MODELS``: one implementation for segmentation and classification.
 
     Token sequence in layer ``l``: ``[cls, P_l, patches]`` where ``P_l`` are
     ``N_l`` learnable prompts. VPT-Deep replaces the prompts before every
@@ -132,7 +137,17 @@ class PromptedVisionTransformer(BaseModule):
             (DA-VPT+), or any subset of ``BIAS_GROUPS``.
         freeze_pretrained (bool): freeze every pretrained weight (default).
             ``False`` trains everything (full fine-tuning reference).
+
+    Output argument:
+        out_type (str): what each ``out_indices`` layer outputs.
+            ``'featmap'`` (default, MMSegmentation): the patch tokens as a
+            ``(B, D, H/p, W/p)`` map (``[map, cls]`` with
+            ``output_cls_token``). ``'cls_token'`` (mmpretrain
+            classification): the [CLS] token ``(B, D)``, as mmpretrain's
+            ``VisionTransformer(out_type='cls_token')``.
     """
+
+    OUT_TYPES = ('featmap', 'cls_token')
 
     def __init__(self,
                  img_size: Union[int, Tuple[int, int]] = 224,
@@ -168,6 +183,7 @@ class PromptedVisionTransformer(BaseModule):
                  prompt_dropout: float = 0.,
                  tune_biases: Union[str, Sequence[str]] = (),
                  freeze_pretrained: bool = True,
+                 out_type: str = 'featmap',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         img_size = to_2tuple(img_size) if isinstance(img_size, int) \
@@ -182,6 +198,11 @@ class PromptedVisionTransformer(BaseModule):
         if prompt_depth not in ('deep', 'shallow'):
             raise ValueError(f"prompt_depth must be 'deep' or 'shallow', got "
                              f'{prompt_depth!r}')
+        if out_type not in self.OUT_TYPES:
+            raise ValueError(f'out_type must be one of {self.OUT_TYPES}, got '
+                             f'{out_type!r}')
+        if out_type == 'cls_token' and not with_cls_token:
+            raise ValueError("out_type='cls_token' needs with_cls_token=True")
         if num_prompts < 0:
             raise ValueError(f'num_prompts must be >= 0, got {num_prompts}')
 
@@ -198,6 +219,7 @@ class PromptedVisionTransformer(BaseModule):
         self.pre_norm = pre_norm
         self.final_norm = final_norm
         self.freeze_pretrained = freeze_pretrained
+        self.out_type = out_type
 
         self.patch_embed = PatchEmbed(
             in_channels=in_channels,
@@ -456,8 +478,10 @@ class PromptedVisionTransformer(BaseModule):
         prompt = self.prompts[str(layer_idx)]
         return self.prompt_dropout(prompt.expand(batch, -1, -1))
 
-    def _dense_output(self, x: torch.Tensor, num_prefix: int,
-                      num_prompts: int, hw_shape: Tuple[int, int]):
+    def _format_output(self, x: torch.Tensor, num_prefix: int,
+                       num_prompts: int, hw_shape: Tuple[int, int]):
+        if self.out_type == 'cls_token':
+            return x[:, 0]
         patches = x[:, num_prefix + num_prompts:]
         B, _, C = patches.shape
         out = patches.reshape(B, hw_shape[0], hw_shape[1],
@@ -502,7 +526,7 @@ class PromptedVisionTransformer(BaseModule):
 
         outs, taps = [], {}
         if self.out_origin:
-            outs.append(self._dense_output(x, num_prefix, 0, hw_shape))
+            outs.append(self._format_output(x, num_prefix, 0, hw_shape))
 
         counts = self.prompt_counts
         num_prompts = 0  # prompt tokens currently in ``x``
@@ -523,11 +547,13 @@ class PromptedVisionTransformer(BaseModule):
                 x = self.norm1(x)
             if i in self.out_indices:
                 outs.append(
-                    self._dense_output(x, num_prefix, num_prompts, hw_shape))
+                    self._format_output(x, num_prefix, num_prompts,
+                                        hw_shape))
         return tuple(outs), taps
 
     def forward(self, inputs: torch.Tensor) -> tuple:
         """Images ``(B, C, H, W)`` -> tuple of ``(B, D, H/p, W/p)`` maps, one
         per ``out_indices`` (each ``[map, cls (B, D)]`` with
-        ``output_cls_token``)."""
+        ``output_cls_token``), or of ``(B, D)`` [CLS] tokens with
+        ``out_type='cls_token'``."""
         return self.forward_with_taps(inputs, tap_layers=())[0]

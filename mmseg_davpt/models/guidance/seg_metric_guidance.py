@@ -2,21 +2,16 @@
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
-import torch.distributed.nn
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine import dist
 from mmseg.registry import MODELS
 
 from ..backbones.prompted_attention import AttentionTaps
-from ..losses import proxy_anchor_loss
-from .class_prompt_mapping import ClassPromptMapping
-
-NO_CLASS = -1
+from .metric_guidance import NO_CLASS, MetricGuidance
 
 
 @MODELS.register_module()
-class SegMetricGuidance(nn.Module):
+class SegMetricGuidance(MetricGuidance):
     """Proxy-Anchor losses between guided prompts, visual tokens and [CLS].
 
     Per image and per iteration one non-background class present in the
@@ -24,58 +19,30 @@ class SegMetricGuidance(nn.Module):
     class are samples labelled with the class's prompt (``L_p``), and so is
     its [CLS] token (``L_cls``). Prompts of the guided layer are the proxies.
 
-    Vectors compared (``x`` and ``p``): the attention output before the
-    output projection at the token positions (a saliency aggregate that needs
-    no attention map), and the prompt tokens. With ``feature='query'`` both
-    go through the layer's query weight ``W_q`` (no bias, as the paper's
-    ``W_q p``, ``W_q x``); ``'raw'`` compares them as they are.
+    Compared vectors, proxies and the common arguments: see
+    ``MetricGuidance``.
 
     Args:
         num_classes: segmentation classes ``C``.
-        embed_dims, guided_layers, num_guided_prompts: from the backbone
-            (filled in by the segmentor).
-        prompt_loss_weight: ``beta`` (paper: 0.05).
-        cls_loss_weight: ``lambda`` (paper: 0.05).
-        margin, alpha: Proxy-Anchor ``delta`` (0.1) and ``alpha`` (32).
-        feature: ``'query'`` (default, paper's better choice) or ``'raw'``.
         pooling: ``'class_masked'`` (default: the class's tokens, Eq. 4) or
             ``'image_mean'`` (one sample per image: the mean of all its patch
             tokens, as the reference code does).
         background_classes: class ids never drawn as targets (e.g. a
             'background' class that is not reduced to the ignore index).
         ignore_index: label of ignored pixels (255 in MMSegmentation).
-        kmeans_seed: random state of the class -> prompt k-means.
-        gather_across_ranks: compute the loss over the samples of all ranks
-            (autograd-aware all_gather), so negatives come from the global
-            batch, as in a single-process run with the same global batch.
-            Off: each rank uses its own images only (2 per GPU in the paper's
-            setting), cheaper and what the reference code does.
+        **kwargs: ``MetricGuidance`` arguments (``embed_dims``,
+            ``guided_layers``, ``num_guided_prompts``, ``prompt_loss_weight``
+            ``beta``, ``cls_loss_weight`` ``lambda``, ``margin``, ``alpha``,
+            ``feature``, ``kmeans_seed``, ``gather_across_ranks``).
     """
 
     def __init__(self,
                  num_classes: int,
-                 embed_dims: int,
-                 guided_layers: Sequence[int],
-                 num_guided_prompts: int,
-                 prompt_loss_weight: float = 0.05,
-                 cls_loss_weight: float = 0.05,
-                 margin: float = 0.1,
-                 alpha: float = 32.0,
-                 feature: str = 'query',
                  pooling: str = 'class_masked',
                  background_classes: Sequence[int] = (),
                  ignore_index: int = 255,
-                 kmeans_seed: int = 0,
-                 gather_across_ranks: bool = False):
-        super().__init__()
-        if not guided_layers:
-            raise ValueError(
-                'metric guidance needs guided layers: set the backbone\'s '
-                '`guided_layers` (paper: the last layer, e.g. (23,) for '
-                'ViT-L)')
-        if feature not in ('query', 'raw'):
-            raise ValueError(f"feature must be 'query' or 'raw', got "
-                             f'{feature!r}')
+                 **kwargs):
+        super().__init__(num_classes=num_classes, **kwargs)
         if pooling not in ('class_masked', 'image_mean'):
             raise ValueError("pooling must be 'class_masked' or "
                              f"'image_mean', got {pooling!r}")
@@ -86,16 +53,8 @@ class SegMetricGuidance(nn.Module):
         if len(set(background_classes)) >= num_classes:
             raise ValueError('every class is a background class; no class '
                              'is left to guide the prompts')
-        self.num_classes = num_classes
-        self.guided_layers = tuple(guided_layers)
-        self.prompt_loss_weight = prompt_loss_weight
-        self.cls_loss_weight = cls_loss_weight
-        self.margin = margin
-        self.alpha = alpha
-        self.feature = feature
         self.pooling = pooling
         self.ignore_index = ignore_index
-        self.gather_across_ranks = gather_across_ranks
         self.register_buffer(
             'is_background',
             F.one_hot(torch.tensor(list(background_classes), dtype=torch.long),
@@ -103,8 +62,6 @@ class SegMetricGuidance(nn.Module):
             if background_classes else torch.zeros(num_classes,
                                                    dtype=torch.bool),
             persistent=False)
-        self.mapping = ClassPromptMapping(num_classes, num_guided_prompts,
-                                          embed_dims, seed=kmeans_seed)
 
     # ------------------------------------------------------------ labels
     def patch_labels(self, gt: torch.Tensor, grid: Tuple[int, int],
@@ -163,25 +120,6 @@ class SegMetricGuidance(nn.Module):
                 target[b] = classes[pick]
         return target.to(labels.device)
 
-    # ------------------------------------------------------------ vectors
-    def _embed(self, backbone: nn.Module, layer: int,
-               vectors: torch.Tensor) -> torch.Tensor:
-        """Vectors ``(..., D)`` in the compared space, float32 (callers run
-        with autocast off: fp16 projections and similarities overflow
-        easily, and these tensors are small)."""
-        vectors = vectors.float()
-        if self.feature == 'raw':
-            return vectors
-        return backbone.layers[layer].attn.attn.project_query(
-            vectors, bias=False)
-
-    @staticmethod
-    def _split_tokens(tap: AttentionTaps):
-        """``context`` ``(B, T, D)`` -> ([CLS] ``(B, D)`` or None, patches
-        ``(B, L, D)``)."""
-        cls = tap.context[:, 0] if tap.num_prefix else None
-        return cls, tap.context[:, tap.num_prefix + tap.num_prompts:]
-
     # ------------------------------------------------------------ losses
     def loss(self,
              backbone: nn.Module,
@@ -205,12 +143,7 @@ class SegMetricGuidance(nn.Module):
             logged scalars ``img_frac`` (images that contributed) and
             ``unassigned_prompts``.
         """
-        if not self.mapping.initialized:
-            raise RuntimeError(
-                'the class -> prompt mapping is not initialised: add '
-                "dict(type='ClassPromptMappingHook') to custom_hooks, or call "
-                'model.refresh_class_mapping() after collecting class '
-                'features')
+        self._check_initialized()
         labels = self.patch_labels(gt, grid, backbone.patch_size)
         target = self.sample_targets(labels, seeds)
         prompt_of_target = torch.where(
@@ -222,26 +155,14 @@ class SegMetricGuidance(nn.Module):
         with torch.autocast(gt.device.type, enabled=False):
             self._layer_losses(backbone, taps, labels, target,
                                prompt_of_target, use, losses)
-        n = len(self.guided_layers)
-        out = dict(loss_prompt=self.prompt_loss_weight *
-                   losses['loss_prompt'] / n)
-        if taps[self.guided_layers[0]].num_prefix:
-            out['loss_cls'] = self.cls_loss_weight * losses['loss_cls'] / n
-        # Logged, not optimised (no 'loss' in the name): how much of the
-        # batch fed the metric loss, and prompts that guide no class.
-        out['img_frac'] = use.float().mean().detach()
-        out['unassigned_prompts'] = torch.tensor(
-            float(self.mapping.num_unassigned_prompts()), device=use.device)
-        return out
+        return self._weighted(losses, taps[self.guided_layers[0]].num_prefix
+                              > 0, use)
 
     def _layer_losses(self, backbone, taps, labels, target, prompt_of_target,
                       use, losses) -> None:
         """Add each guided layer's ``L_p`` and ``L_cls`` into ``losses``."""
         for layer in self.guided_layers:
-            tap = taps[layer]
-            cls, patches = self._split_tokens(tap)
-            proxies = self._embed(backbone, layer,
-                                  backbone.prompts[str(layer)])
+            cls, patches = self._split_tokens(taps[layer])
             if self.pooling == 'class_masked':
                 mask = (labels == target[:, None]) & use[:, None]
                 samples = patches[mask]
@@ -250,35 +171,11 @@ class SegMetricGuidance(nn.Module):
             else:
                 samples = patches.mean(1)[use]
                 sample_labels = prompt_of_target[use]
-            losses['loss_prompt'] = losses['loss_prompt'] + proxy_anchor_loss(
-                *self._gather(self._embed(backbone, layer, samples),
-                              sample_labels), proxies, self.margin,
-                self.alpha)
+            losses['loss_prompt'] = losses['loss_prompt'] + self._proxy_loss(
+                backbone, layer, samples, sample_labels)
             if cls is not None:
-                losses['loss_cls'] = losses['loss_cls'] + proxy_anchor_loss(
-                    *self._gather(self._embed(backbone, layer, cls[use]),
-                                  prompt_of_target[use]), proxies,
-                    self.margin, self.alpha)
-
-    def _gather(self, samples: torch.Tensor, labels: torch.Tensor):
-        """With ``gather_across_ranks``, all ranks' samples ``(M_r, D)`` and
-        labels ``(M_r,)`` concatenated, differentiably: every rank then sees
-        the global batch's negatives, and DDP's gradient averaging turns each
-        rank's identical loss into exactly the single-process gradient."""
-        if not self.gather_across_ranks or dist.get_world_size() == 1:
-            return samples, labels
-        counts = dist.all_gather(
-            torch.tensor([samples.shape[0]], device=samples.device))
-        longest = int(max(c.item() for c in counts))
-        pad = longest - samples.shape[0]
-        padded = F.pad(samples, (0, 0, 0, pad))
-        padded_labels = F.pad(labels, (0, pad), value=NO_CLASS)
-        # autograd-aware all_gather: gradients flow back to each rank
-        all_samples = torch.cat(
-            torch.distributed.nn.functional.all_gather(padded))
-        all_labels = torch.cat(dist.all_gather(padded_labels))
-        keep = all_labels >= 0
-        return all_samples[keep], all_labels[keep]
+                losses['loss_cls'] = losses['loss_cls'] + self._proxy_loss(
+                    backbone, layer, cls[use], prompt_of_target[use])
 
     # ------------------------------------------------------------ mapping
     @torch.no_grad()
@@ -291,10 +188,3 @@ class SegMetricGuidance(nn.Module):
         _, patches = self._split_tokens(taps[max(self.guided_layers)])
         valid = labels >= 0
         self.mapping.accumulate(patches[valid], labels[valid])
-
-    def refresh(self, backbone: nn.Module) -> Dict[str, int]:
-        """k-means over the accumulated class means (see
-        ``ClassPromptMapping.refresh``)."""
-        layer = max(self.guided_layers)
-        return self.mapping.refresh(
-            lambda means: self._embed(backbone, layer, means))

@@ -1,7 +1,7 @@
 """EncoderDecoder with DA-VPT metric guidance on a prompted ViT."""
 import math
 import zlib
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.logging import MessageHub
@@ -9,9 +9,11 @@ from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import add_prefix
 
+from ..davpt_mixin import DAVPTMixin
+
 
 @MODELS.register_module()
-class DAVPTEncoderDecoder(EncoderDecoder):
+class DAVPTEncoderDecoder(DAVPTMixin, EncoderDecoder):
     """``EncoderDecoder`` whose training loss adds DA-VPT's ``L_p`` and
     ``L_cls`` (logged as ``davpt.loss_prompt`` / ``davpt.loss_cls``).
 
@@ -37,40 +39,10 @@ class DAVPTEncoderDecoder(EncoderDecoder):
     def __init__(self, *args, metric_guidance: Optional[dict] = None,
                  check_finite_loss: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.check_finite_loss = check_finite_loss
-        self.metric_guidance = None
-        if metric_guidance is None:
-            return
-        if not hasattr(self.backbone, 'forward_with_taps'):
-            raise TypeError('metric_guidance needs a prompted backbone such as '
-                            'PromptedVisionTransformer, got '
-                            f'{type(self.backbone).__name__}')
-        self.metric_guidance = MODELS.build(
-            metric_guidance,
-            default_args=dict(
-                num_classes=self.decode_head.num_classes,
-                ignore_index=self.decode_head.ignore_index,
-                embed_dims=self.backbone.embed_dims,
-                guided_layers=self.backbone.guided_layers,
-                num_guided_prompts=self.backbone.num_guided_prompts))
-
-    def parse_losses(self, losses: Dict) -> Tuple[torch.Tensor, Dict]:
-        """``BaseModel.parse_losses`` plus the non-finite-loss guard."""
-        if self.check_finite_loss:
-            for name, value in losses.items():
-                if 'loss' not in name:
-                    continue
-                for v in (value if isinstance(value, list) else [value]):
-                    if not torch.isfinite(v).all():
-                        it = MessageHub.get_current_instance().get_info(
-                            'iter')
-                        raise FloatingPointError(
-                            f'non-finite {name} ({v.detach().sum().item()}) '
-                            f'at iteration {it} (0-based); training stopped '
-                            'before the optimizer step. Set '
-                            'model.check_finite_loss=False to leave it to '
-                            'the optimizer wrapper.')
-        return super().parse_losses(losses)
+        self._build_metric_guidance(
+            MODELS, metric_guidance, check_finite_loss,
+            num_classes=self.decode_head.num_classes,
+            ignore_index=self.decode_head.ignore_index)
 
     def _patch_grid(self, inputs: torch.Tensor):
         p = self.backbone.patch_size
@@ -120,13 +92,3 @@ class DAVPTEncoderDecoder(EncoderDecoder):
             self._stack_gt(data_samples), self._patch_grid(inputs),
             self.backbone.patch_size)
         self.metric_guidance.accumulate(taps, labels)
-
-    def refresh_class_mapping(self) -> Dict[str, int]:
-        """Re-cluster classes onto prompts from the accumulated features;
-        identical on every rank. Returns the refresh statistics."""
-        return self.metric_guidance.refresh(self.backbone)
-
-    @property
-    def class_mapping_initialized(self) -> bool:
-        return self.metric_guidance is not None and \
-            self.metric_guidance.mapping.initialized

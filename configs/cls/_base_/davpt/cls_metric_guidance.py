@@ -1,0 +1,20 @@
+# DA-VPT metric guidance for classification (METHOD.md sections 2-3 and 5).
+# The variants plug these variables in (mmengine refuses a key defined in two
+# sibling _base_ files, so they are not `model` / `custom_hooks` here).
+davpt_cls_guidance = dict(
+    type='ClsMetricGuidance',
+    # beta and lambda: the paper gives 0.05 for segmentation; no per-task
+    # classification values were published.
+    prompt_loss_weight=0.05,
+    cls_loss_weight=0.05,
+    margin=0.1,  # Proxy-Anchor delta (paper: default)
+    alpha=32.0,  # Proxy-Anchor alpha (paper Table 5: 32)
+    feature='query',  # compare W_q p with W_q x (the paper's better choice)
+    pooling='tokens')  # every patch token of an image is a sample (Eq. 4)
+davpt_cls_mapping_hook = dict(
+    type='ClassPromptMappingHook',
+    # one pass with the pretrained model before training, then a k-means
+    # refresh after every epoch (paper Sec. 3.4)
+    by_epoch=True,
+    interval=1,
+    init_max_iters=None)

@@ -1,0 +1,3 @@
+from .davpt_image_classifier import DAVPTImageClassifier
+
+__all__ = ['DAVPTImageClassifier']

@@ -1,0 +1,64 @@
+"""What the DA-VPT segmentor and classifier share: building the metric
+guidance from the backbone, the non-finite-loss guard and the mapping entry
+points used by ``ClassPromptMappingHook``."""
+from typing import Dict, Optional, Tuple
+
+import torch
+from mmengine.logging import MessageHub
+
+
+class DAVPTMixin:
+    """Mixed into an mmseg / mmpretrain model class (before it in the MRO).
+
+    Expects ``self.backbone`` and sets ``self.metric_guidance`` (``None`` for
+    plain VPT) and ``self.check_finite_loss``.
+    """
+
+    def _build_metric_guidance(self, registry, cfg: Optional[dict],
+                               check_finite_loss: bool,
+                               **default_args) -> None:
+        """Build ``cfg`` from ``registry`` with the backbone's prompt layout
+        and ``default_args`` (e.g. ``num_classes`` of the head)."""
+        self.check_finite_loss = check_finite_loss
+        self.metric_guidance = None
+        if cfg is None:
+            return
+        if not hasattr(self.backbone, 'forward_with_taps'):
+            raise TypeError('metric_guidance needs a prompted backbone such as '
+                            'PromptedVisionTransformer, got '
+                            f'{type(self.backbone).__name__}')
+        self.metric_guidance = registry.build(
+            cfg,
+            default_args=dict(
+                embed_dims=self.backbone.embed_dims,
+                guided_layers=self.backbone.guided_layers,
+                num_guided_prompts=self.backbone.num_guided_prompts,
+                **default_args))
+
+    def parse_losses(self, losses: Dict) -> Tuple[torch.Tensor, Dict]:
+        """``BaseModel.parse_losses`` plus the non-finite-loss guard."""
+        if self.check_finite_loss:
+            for name, value in losses.items():
+                if 'loss' not in name:
+                    continue
+                for v in (value if isinstance(value, list) else [value]):
+                    if not torch.isfinite(v).all():
+                        it = MessageHub.get_current_instance().get_info(
+                            'iter')
+                        raise FloatingPointError(
+                            f'non-finite {name} ({v.detach().sum().item()}) '
+                            f'at iteration {it} (0-based); training stopped '
+                            'before the optimizer step. Set '
+                            'model.check_finite_loss=False to leave it to '
+                            'the optimizer wrapper.')
+        return super().parse_losses(losses)
+
+    def refresh_class_mapping(self) -> Dict[str, int]:
+        """Re-cluster classes onto prompts from the accumulated features;
+        identical on every rank. Returns the refresh statistics."""
+        return self.metric_guidance.refresh(self.backbone)
+
+    @property
+    def class_mapping_initialized(self) -> bool:
+        return self.metric_guidance is not None and \
+            self.metric_guidance.mapping.initialized
