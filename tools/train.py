@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Train a segmentor from a config, as MMSegmentation's ``tools/train.py``.
+"""Train a segmentor or classifier from a config, as MMSegmentation's and
+mmpretrain's ``tools/train.py`` do (classification configs: ``configs/cls``).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
         [--cfg-options key=value ...] [--launcher none|pytorch|slurm|mpi]
@@ -14,7 +15,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser = argparse.ArgumentParser(description='Train a segmentor or classifier')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='where logs and checkpoints go '
                         '(default: ./work_dirs/<config name>)')

@@ -11,6 +11,23 @@ from mmengine import dist
 UNASSIGNED = -1
 
 
+_THREADPOOLS = None
+
+
+def _single_threaded():
+    """Context running BLAS and OpenMP (scikit-learn's) on one thread.
+
+    The threadpoolctl controller (shipped with scikit-learn) is made once,
+    on the first refresh, after scikit-learn is imported: scanning the
+    loaded libraries costs ~2 ms, re-limiting them ~0.03 ms.
+    """
+    global _THREADPOOLS
+    if _THREADPOOLS is None:
+        from threadpoolctl import ThreadpoolController
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1)
+
+
 class ClassPromptMapping(nn.Module):
     """Accumulates per-class features and clusters classes onto prompts.
 
@@ -133,6 +150,13 @@ class ClassPromptMapping(nn.Module):
             init, n_init = 'k-means++', 4
         kmeans = KMeans(n_clusters=self.num_prompts, init=init, n_init=n_init,
                         random_state=self.seed)
-        labels = kmeans.fit_predict(data)
+        # Single-threaded on purpose: a few hundred points are too little
+        # work to split, and sklearn's OpenMP threads calling multi-threaded
+        # BLAS, next to torch's own OpenMP pool, oversubscribe the cores. On
+        # the 2-core CPU a 1000 x 768 refresh took 0.07-0.7 s depending on
+        # other load, single-threaded a steady 0.05 s (docs/performance.md).
+        # Thread count only changes floating-point summation order.
+        with _single_threaded():
+            labels = kmeans.fit_predict(data)
         return (torch.from_numpy(labels.astype(np.int64)),
                 torch.from_numpy(kmeans.cluster_centers_).float())
