@@ -77,4 +77,5 @@ class DAVPTImageClassifier(DAVPTMixin, ImageClassifier):
         layer = max(self.metric_guidance.guided_layers)
         _, taps = self.backbone.forward_with_taps(inputs, tap_layers=(layer, ))
         self.metric_guidance.accumulate(
-            taps, self._labels(data_samples).to(inputs.device))
+            taps, self.metric_guidance.check_labels(
+                self._labels(data_samples).to(inputs.device)))

@@ -77,6 +77,7 @@ class ClsMetricGuidance(MetricGuidance):
         use = prompt_of != NO_CLASS
         self.accumulate(taps, labels)
         losses = dict(loss_prompt=0., loss_cls=0.)
+        assigned, position = self._assigned_prompts()
         with torch.autocast(labels.device.type, enabled=False):
             for layer in self.guided_layers:
                 cls, patches = self._split_tokens(taps[layer])
@@ -87,17 +88,21 @@ class ClsMetricGuidance(MetricGuidance):
                 else:
                     samples = patches[use].mean(1)
                     sample_labels = prompt_of[use]
+                proxies = self._proxies(backbone, layer, assigned)
                 losses['loss_prompt'] = losses['loss_prompt'] + \
-                    self._proxy_loss(backbone, layer, samples, sample_labels)
+                    self._proxy_loss(backbone, layer, samples, sample_labels,
+                                     proxies, position)
                 losses['loss_cls'] = losses['loss_cls'] + self._proxy_loss(
-                    backbone, layer, cls[use], prompt_of[use])
-        return self._weighted(losses, True, use)
+                    backbone, layer, cls[use], prompt_of[use], proxies,
+                    position)
+        return self._weighted(losses, True, use, assigned)
 
     @torch.no_grad()
     def accumulate(self, taps: Dict[int, AttentionTaps],
                    labels: torch.Tensor) -> None:
         """Add the raw [CLS] vectors of the deepest guided layer to the
-        per-class sums (``W_q`` is linear, so it is applied to the class
-        means at refresh time)."""
+        per-class sums of ``labels`` ``(B,)``, valid ids (``check_labels``).
+        ``W_q`` is linear, so it is applied to the class means at refresh
+        time."""
         cls, _ = self._split_tokens(taps[max(self.guided_layers)])
-        self.mapping.accumulate(cls, self.check_labels(labels))
+        self.mapping.accumulate(cls, labels)

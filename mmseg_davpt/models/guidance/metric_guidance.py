@@ -106,25 +106,37 @@ class MetricGuidance(nn.Module):
                 'features')
 
     # ------------------------------------------------------------ losses
+    def _assigned_prompts(self):
+        """``(assigned, position)``: which guided prompts some class maps to
+        ``(N,)`` bool, and each prompt's index among those ``(N,)``."""
+        mapped = self.mapping.class_to_prompt
+        assigned = torch.zeros(self.mapping.num_prompts, dtype=torch.bool,
+                               device=mapped.device)
+        assigned[mapped[mapped >= 0]] = True
+        return assigned, torch.cumsum(assigned.long(), 0) - 1
+
+    def _proxies(self, backbone: nn.Module, layer: int,
+                 assigned: torch.Tensor) -> torch.Tensor:
+        """The assigned prompts of ``layer`` in the compared space
+        ``(N_assigned, D)``: the Proxy-Anchor proxies."""
+        return self._embed(backbone, layer,
+                           backbone.prompts[str(layer)])[assigned]
+
     def _proxy_loss(self, backbone: nn.Module, layer: int,
-                    samples: torch.Tensor,
-                    prompt_labels: torch.Tensor) -> torch.Tensor:
+                    samples: torch.Tensor, prompt_labels: torch.Tensor,
+                    proxies: torch.Tensor,
+                    position: torch.Tensor) -> torch.Tensor:
         """Proxy-Anchor loss of ``samples`` ``(M, D)`` with guided-prompt
-        labels ``(M,)`` against the assigned prompts of ``layer``."""
+        labels ``(M,)`` against ``proxies`` (``_proxies``); ``position``
+        renumbers prompt labels to rows of ``proxies``."""
         samples, prompt_labels = self._gather(
             self._embed(backbone, layer, samples), prompt_labels)
-        proxies = self._embed(backbone, layer, backbone.prompts[str(layer)])
-        assigned = torch.zeros(proxies.shape[0], dtype=torch.bool,
-                               device=proxies.device)
-        mapped = self.mapping.class_to_prompt
-        assigned[mapped[mapped >= 0]] = True
-        # Renumber labels to positions among the assigned prompts.
-        position = torch.cumsum(assigned.long(), 0) - 1
-        return proxy_anchor_loss(samples, position[prompt_labels],
-                                 proxies[assigned], self.margin, self.alpha)
+        return proxy_anchor_loss(samples, position[prompt_labels], proxies,
+                                 self.margin, self.alpha)
 
     def _weighted(self, losses: Dict[str, torch.Tensor], has_cls: bool,
-                  used: torch.Tensor) -> Dict[str, torch.Tensor]:
+                  used: torch.Tensor,
+                  assigned: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Loss weights, the mean over guided layers and logged scalars."""
         n = len(self.guided_layers)
         out = dict(loss_prompt=self.prompt_loss_weight *
@@ -134,8 +146,7 @@ class MetricGuidance(nn.Module):
         # Logged, not optimised (no 'loss' in the name): how much of the
         # batch fed the metric loss, and prompts that guide no class.
         out['img_frac'] = used.float().mean().detach()
-        out['unassigned_prompts'] = torch.tensor(
-            float(self.mapping.num_unassigned_prompts()), device=used.device)
+        out['unassigned_prompts'] = (~assigned).sum().float().to(used.device)
         return out
 
     def _gather(self, samples: torch.Tensor, labels: torch.Tensor):

@@ -152,30 +152,35 @@ class SegMetricGuidance(MetricGuidance):
         self.accumulate(taps, labels)
 
         losses = dict(loss_prompt=0., loss_cls=0.)
+        assigned, position = self._assigned_prompts()
         with torch.autocast(gt.device.type, enabled=False):
             self._layer_losses(backbone, taps, labels, target,
-                               prompt_of_target, use, losses)
+                               prompt_of_target, use, assigned, position,
+                               losses)
         return self._weighted(losses, taps[self.guided_layers[0]].num_prefix
-                              > 0, use)
+                              > 0, use, assigned)
 
     def _layer_losses(self, backbone, taps, labels, target, prompt_of_target,
-                      use, losses) -> None:
+                      use, assigned, position, losses) -> None:
         """Add each guided layer's ``L_p`` and ``L_cls`` into ``losses``."""
+        # which tokens are samples (and their labels) is the same in every
+        # guided layer
+        if self.pooling == 'class_masked':
+            mask = (labels == target[:, None]) & use[:, None]
+            sample_labels = prompt_of_target[:, None].expand_as(labels)[mask]
+        else:
+            sample_labels = prompt_of_target[use]
         for layer in self.guided_layers:
             cls, patches = self._split_tokens(taps[layer])
-            if self.pooling == 'class_masked':
-                mask = (labels == target[:, None]) & use[:, None]
-                samples = patches[mask]
-                sample_labels = prompt_of_target[:, None].expand_as(
-                    labels)[mask]
-            else:
-                samples = patches.mean(1)[use]
-                sample_labels = prompt_of_target[use]
+            samples = patches[mask] if self.pooling == 'class_masked' else \
+                patches.mean(1)[use]
+            proxies = self._proxies(backbone, layer, assigned)
             losses['loss_prompt'] = losses['loss_prompt'] + self._proxy_loss(
-                backbone, layer, samples, sample_labels)
+                backbone, layer, samples, sample_labels, proxies, position)
             if cls is not None:
                 losses['loss_cls'] = losses['loss_cls'] + self._proxy_loss(
-                    backbone, layer, cls[use], prompt_of_target[use])
+                    backbone, layer, cls[use], prompt_of_target[use],
+                    proxies, position)
 
     # ------------------------------------------------------------ mapping
     @torch.no_grad()
