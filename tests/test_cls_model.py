@@ -181,7 +181,7 @@ def test_loss_terms_match_proxy_anchor_on_assigned_prompts_only():
     proxies = backbone.prompts['2'][assigned] @ w_q.T
     relabel = {p: i for i, p in enumerate(assigned)}
     labels = torch.tensor([relabel[int(mapping[c])] for c in y])
-    patches = tap.context[:, 1 + tap.num_prompts:]
+    patches = tap.context[:, 1 + tap.num_prompt_tokens:]
     tokens = (patches @ w_q.T).flatten(0, 1)
     expected_p = proxy_anchor_loss(
         tokens, labels.repeat_interleave(patches.shape[1]), proxies)

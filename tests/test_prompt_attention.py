@@ -38,7 +38,7 @@ def test_maps_are_patch_columns_of_probability_rows(model, inputs):
                                                    weight_layers=(1, 3))
     for layer, layer_maps in maps.items():
         weights = taps[layer].weights[0].mean(0)  # (T, T) head mean
-        first_patch = 1 + taps[layer].num_prompts
+        first_patch = 1 + taps[layer].num_prompt_tokens
         rows = weights[:first_patch]
         # each query row is a distribution over all keys ...
         torch.testing.assert_close(rows.sum(-1), torch.ones(first_patch))

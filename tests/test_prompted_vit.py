@@ -119,7 +119,9 @@ def test_taps_are_attention_context_and_query():
             ref, {int(k): v for k, v in ours.prompts.items()}, x)
     assert set(taps) == {2}
     tap = taps[2]
-    assert (tap.num_prefix, tap.num_prompts) == (1, 2)
+    assert (tap.num_prefix, tap.num_prompt_tokens) == (1, 2)
+    assert tap.grid == (4, 4) and tap.patch_size == 8
+    assert torch.equal(tap.prompts, ours.prompts['2'])
     # Independent attention: softmax(q k^T / sqrt(d)) v per head, from the
     # checkpoint-layout weights of mmseg's layer.
     layer = ref.layers[2]
@@ -137,7 +139,9 @@ def test_taps_are_attention_context_and_query():
     context = (attn.softmax(-1) @ split(v)).transpose(1, 2).reshape(B, T, D)
     assert tap.context.shape == (2, 1 + 2 + 16, 64)
     assert (tap.context - context).abs().max().item() <= 1e-5
-    assert (tap.query - q).abs().max().item() <= 1e-5
+    assert (tap.block_input - inputs[2]).abs().max().item() <= 1e-5
+    # the tap's query projection is W_q without bias (the paper's W_q x)
+    assert (tap.project_query(h) + b[:D] - q).abs().max().item() <= 1e-5
     attn_mod = ours.layers[2].attn.attn
     assert torch.allclose(attn_mod.project_query(h), q, atol=1e-6)
     # Taps do not change the outputs; untapped forward keeps none.

@@ -119,7 +119,7 @@ def prompt_attention_maps(model: nn.Module,
     for layer in layers:
         tap = taps[layer]
         weights = tap.weights[0].float().mean(0)  # (T, T), rows: queries
-        first_patch = tap.num_prefix + tap.num_prompts
+        first_patch = tap.num_prefix + tap.num_prompt_tokens
         patches = weights[:first_patch, first_patch:]
         if patches.shape[1] != grid[0] * grid[1]:
             raise RuntimeError(f'{patches.shape[1]} patch tokens do not fill '

@@ -8,26 +8,26 @@ the pretrained weights, optionally trains chosen bias groups (DA-VPT+), and
 exposes per-layer attention taps for the DA-VPT metric loss.
 """
 import math
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import (constant_init, kaiming_init,
                                         trunc_normal_)
 from mmengine.runner.checkpoint import CheckpointLoader
-from mmseg.models.backbones.vit import (TransformerEncoderLayer,
-                                        VisionTransformer)
+from mmseg.models.backbones.vit import VisionTransformer
 from mmseg.models.utils import PatchEmbed
 from mmseg.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.utils import _pair as to_2tuple
 
 from ...utils.registry import also_in_mmpretrain
-from .prompted_attention import AttentionTaps, ResidualAttention
+from .layer_taps import LayerTaps
+from .transformer_layer import FusedTransformerLayer
 from .vit_checkpoint import extract_vit_state_dict
 
 # Bias groups that ``tune_biases`` may name, and the parameter-name suffix of
@@ -62,37 +62,6 @@ def parse_bias_groups(tune_biases: Union[str, Sequence[str], None]) -> tuple:
                 f'{sorted(BIAS_GROUPS)} or the shortcuts '
                 f'{sorted(BIAS_ALIASES)}.')
     return tuple(sorted(groups))
-
-
-class PromptedTransformerLayer(TransformerEncoderLayer):
-    """MMSegmentation's ViT encoder layer with fused attention and taps.
-
-    Same arguments and parameter names as ``TransformerEncoderLayer``.
-    """
-
-    def build_attn(self, attn_cfg: dict) -> None:
-        self.attn = ResidualAttention(
-            embed_dims=attn_cfg['embed_dims'],
-            num_heads=attn_cfg['num_heads'],
-            attn_drop=attn_cfg['attn_drop'],
-            proj_drop=attn_cfg['proj_drop'],
-            bias=attn_cfg['bias'])
-
-    def forward(self,
-                x: torch.Tensor,
-                return_taps: bool = False,
-                return_weights: bool = False):
-        """``(B, T, D) -> ((B, T, D), (context, query, weights) or None)``."""
-
-        def _inner_forward(x):
-            out, taps = self.attn(self.norm1(x), return_taps, return_weights)
-            x = x + out
-            x = self.ffn(self.norm2(x), identity=x)
-            return x, taps
-
-        if self.with_cp and x.requires_grad:
-            return cp.checkpoint(_inner_forward, x, use_reentrant=False)
-        return _inner_forward(x)
 
 
 @also_in_mmpretrain('MODELS')
@@ -247,7 +216,7 @@ class PromptedVisionTransformer(BaseModule):
 
         dpr = torch.linspace(0, drop_path_rate, num_layers).tolist()
         self.layers = ModuleList([
-            PromptedTransformerLayer(
+            FusedTransformerLayer(
                 embed_dims=embed_dims,
                 num_heads=num_heads,
                 feedforward_channels=mlp_ratio * embed_dims,
@@ -478,11 +447,24 @@ class PromptedVisionTransformer(BaseModule):
         prompt = self.prompts[str(layer_idx)]
         return self.prompt_dropout(prompt.expand(batch, -1, -1))
 
+    def layer_prompts(self, layer: int) -> torch.Tensor:
+        """The learnable prompts inserted before ``layer`` ``(N_l, D)``
+        (``(0, D)`` for a layer without prompts)."""
+        key = str(self._normalise_layer_indices([layer], 'layer')[0])
+        if key in self.prompts:
+            return self.prompts[key]
+        return self.pos_embed.new_zeros(0, self.embed_dims)
+
+    def project_query(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        """``W_q x`` of ``layer``'s attention, without the query bias (the
+        paper's ``W_q p`` / ``W_q x``), for ``x`` ``(..., D)``."""
+        return self.layers[layer].attn.attn.project_query(x, bias=False)
+
     def _format_output(self, x: torch.Tensor, num_prefix: int,
-                       num_prompts: int, hw_shape: Tuple[int, int]):
+                       num_prompt_tokens: int, hw_shape: Tuple[int, int]):
         if self.out_type == 'cls_token':
             return x[:, 0]
-        patches = x[:, num_prefix + num_prompts:]
+        patches = x[:, num_prefix + num_prompt_tokens:]
         B, _, C = patches.shape
         out = patches.reshape(B, hw_shape[0], hw_shape[1],
                               C).permute(0, 3, 1, 2).contiguous()
@@ -495,19 +477,19 @@ class PromptedVisionTransformer(BaseModule):
         inputs: torch.Tensor,
         tap_layers: Optional[Sequence[int]] = None,
         weight_layers: Sequence[int] = ()
-    ) -> Tuple[tuple, Dict[int, AttentionTaps]]:
+    ) -> Tuple[tuple, Dict[int, LayerTaps]]:
         """Run the ViT and collect attention taps of the chosen layers.
 
         Args:
             inputs: images ``(B, C, H, W)``.
-            tap_layers: layer indices whose ``AttentionTaps`` are returned;
+            tap_layers: layer indices whose ``LayerTaps`` are returned;
                 ``None`` means ``guided_layers``. Other layers keep nothing.
             weight_layers: layers whose taps also hold the attention
                 probabilities ``(B, H, T, T)``; they run unfused, the rest
                 keep the fused kernel.
         Returns:
             ``(outs, taps)``: ``outs`` as ``forward``; ``taps`` maps layer
-            index to ``AttentionTaps``.
+            index to ``LayerTaps``.
         """
         tap_layers = self.guided_layers if tap_layers is None else \
             self._normalise_layer_indices(tap_layers, 'tap_layers')
@@ -529,25 +511,31 @@ class PromptedVisionTransformer(BaseModule):
             outs.append(self._format_output(x, num_prefix, 0, hw_shape))
 
         counts = self.prompt_counts
-        num_prompts = 0  # prompt tokens currently in ``x``
+        num_prompt_tokens = 0  # prompt tokens currently in ``x``
         for i, layer in enumerate(self.layers):
             if counts[i] > 0:
                 # One concatenation swaps the previous layer's prompt outputs
                 # for this layer's prompts (VPT-Deep).
                 x = torch.cat((x[:, :num_prefix], self._expand_prompts(
-                    i, B), x[:, num_prefix + num_prompts:]),
+                    i, B), x[:, num_prefix + num_prompt_tokens:]),
                               dim=1)
-                num_prompts = counts[i]
+                num_prompt_tokens = counts[i]
+            block_input = x
             x, tap = layer(x, return_taps=i in tap_layers,
                            return_weights=i in weight_layers)
             if tap is not None:
-                taps[i] = AttentionTaps(tap[0], tap[1], num_prefix,
-                                        num_prompts, tap[2])
+                taps[i] = LayerTaps(
+                    context=tap[0], block_input=block_input,
+                    prompts=self.layer_prompts(i),
+                    project_query=partial(self.project_query, i),
+                    num_prefix=num_prefix, num_prompt_tokens=num_prompt_tokens,
+                    grid=tuple(hw_shape), patch_size=self.patch_size,
+                    weights=tap[1])
             if i == self.num_layers - 1 and self.final_norm:
                 x = self.norm1(x)
             if i in self.out_indices:
                 outs.append(
-                    self._format_output(x, num_prefix, num_prompts,
+                    self._format_output(x, num_prefix, num_prompt_tokens,
                                         hw_shape))
         return tuple(outs), taps
 

@@ -7,7 +7,7 @@ import torch.nn as nn
 from mmseg.registry import MODELS
 
 from ...utils.registry import also_in_mmpretrain
-from ..backbones.prompted_attention import AttentionTaps
+from ..backbones.layer_taps import LayerTaps
 from .metric_guidance import NO_CLASS, MetricGuidance
 
 
@@ -57,7 +57,7 @@ class ClsMetricGuidance(MetricGuidance):
                 'dataset split files')
         return labels
 
-    def loss(self, backbone: nn.Module, taps: Dict[int, AttentionTaps],
+    def loss(self, backbone: nn.Module, taps: Dict[int, LayerTaps],
              labels: torch.Tensor) -> Dict[str, torch.Tensor]:
         """DA-VPT losses for one batch.
 
@@ -98,7 +98,7 @@ class ClsMetricGuidance(MetricGuidance):
         return self._weighted(losses, True, use, assigned)
 
     @torch.no_grad()
-    def accumulate(self, taps: Dict[int, AttentionTaps],
+    def accumulate(self, taps: Dict[int, LayerTaps],
                    labels: torch.Tensor) -> None:
         """Add the raw [CLS] vectors of the deepest guided layer to the
         per-class sums of ``labels`` ``(B,)``, valid ids (``check_labels``).

@@ -9,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine import dist
 
-from ..backbones.prompted_attention import AttentionTaps
+from ..backbones.layer_taps import LayerTaps
 from ..losses import proxy_anchor_loss
 from .class_prompt_mapping import ClassPromptMapping
 
@@ -91,11 +91,11 @@ class MetricGuidance(nn.Module):
             vectors, bias=False)
 
     @staticmethod
-    def _split_tokens(tap: AttentionTaps):
+    def _split_tokens(tap: LayerTaps):
         """``context`` ``(B, T, D)`` -> ([CLS] ``(B, D)`` or None, patches
         ``(B, L, D)``)."""
         cls = tap.context[:, 0] if tap.num_prefix else None
-        return cls, tap.context[:, tap.num_prefix + tap.num_prompts:]
+        return cls, tap.context[:, tap.num_prefix + tap.num_prompt_tokens:]
 
     def _check_initialized(self) -> None:
         if not self.mapping.initialized:

@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 
-from ..backbones.prompted_attention import AttentionTaps
+from ..backbones.layer_taps import LayerTaps
 from .metric_guidance import NO_CLASS, MetricGuidance
 
 
@@ -123,7 +123,7 @@ class SegMetricGuidance(MetricGuidance):
     # ------------------------------------------------------------ losses
     def loss(self,
              backbone: nn.Module,
-             taps: Dict[int, AttentionTaps],
+             taps: Dict[int, LayerTaps],
              gt: torch.Tensor,
              grid: Tuple[int, int],
              seeds: Optional[Sequence[int]] = None
@@ -184,7 +184,7 @@ class SegMetricGuidance(MetricGuidance):
 
     # ------------------------------------------------------------ mapping
     @torch.no_grad()
-    def accumulate(self, taps: Dict[int, AttentionTaps],
+    def accumulate(self, taps: Dict[int, LayerTaps],
                    labels: torch.Tensor) -> None:
         """Add the raw patch features of the deepest guided layer to the
         per-class sums (``labels`` ``(B, L)`` from ``patch_labels``). Raw

@@ -14,38 +14,14 @@ MMSegmentation-layout ViT checkpoint loads unchanged, but:
   tensor cannot be partially frozen, and weight decay would move its frozen
   entries);
 * on request the forward also returns the attention output before the output
-  projection and the query projection (the DA-VPT metric loss compares them),
-  at no extra cost: both tensors exist anyway for the backward pass.
+  projection (the DA-VPT metric loss compares it), at no extra cost: the
+  tensor exists anyway for the backward pass.
 """
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-
-@dataclass
-class AttentionTaps:
-    """Tensors of one attention layer, handed to a metric loss.
-
-    Token order along ``T`` is ``[cls?, prompts, patches]``.
-
-    Attributes:
-        context: ``(B, T, D)`` attention output before the output projection
-            (concatenated heads).
-        query: ``(B, T, D)`` query projection of the layer's normalised input.
-        num_prefix: number of leading non-prompt tokens (1 with [CLS], else 0).
-        num_prompts: number of prompt tokens after the prefix.
-        weights: ``(B, H, T, T)`` attention probabilities (rows: queries,
-            sum to one over keys); only for layers asked for explicitly,
-            since it takes the unfused path.
-    """
-    context: torch.Tensor
-    query: torch.Tensor
-    num_prefix: int
-    num_prompts: int
-    weights: Optional[torch.Tensor] = None
 
 
 class FusedSelfAttention(nn.Module):
@@ -106,9 +82,9 @@ class FusedSelfAttention(nn.Module):
 
         Returns:
             ``(out, taps)``: ``out`` ``(B, T, D)`` after the output projection;
-            ``taps`` is ``(context, query, weights)`` when ``return_taps`` or
-            ``return_weights`` (``context``/``query`` ``(B, T, D)``;
-            ``weights`` ``(B, H, T, T)`` or ``None``), else ``None``.
+            ``taps`` is ``(context, weights)`` when ``return_taps`` or
+            ``return_weights`` (``context`` ``(B, T, D)``; ``weights``
+            ``(B, H, T, T)`` or ``None``), else ``None``.
             ``return_weights`` computes the softmax explicitly (the fused
             kernel never forms it); use it for inspection, not training.
         """
@@ -128,8 +104,7 @@ class FusedSelfAttention(nn.Module):
                 q, k, v, dropout_p=self.attn_drop if self.training else 0.)
         context = context.transpose(1, 2).reshape(B, T, D)
         out = self.out_proj(context)
-        taps = (context, qkv[..., :D], weights) \
-            if return_taps or return_weights else None
+        taps = (context, weights) if return_taps or return_weights else None
         return out, taps
 
     # The packed ``in_proj_bias`` key is what checkpoints (ours included)
@@ -171,7 +146,7 @@ class FusedSelfAttention(nn.Module):
             missing_keys.append(key)
 
 
-class ResidualAttention(nn.Module):
+class AttentionBranch(nn.Module):
     """The ``attn`` slot of a ViT layer: attention plus output dropout.
 
     Mirrors mmcv's ``MultiheadAttention`` as MMSegmentation's ViT builds it

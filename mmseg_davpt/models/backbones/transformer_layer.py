@@ -1,0 +1,39 @@
+"""MMSegmentation's ViT encoder layer running the fused attention branch."""
+import torch
+import torch.utils.checkpoint as cp
+from mmseg.models.backbones.vit import TransformerEncoderLayer
+
+from .fused_attention import AttentionBranch
+
+
+class FusedTransformerLayer(TransformerEncoderLayer):
+    """``TransformerEncoderLayer`` (same arguments and parameter names, so
+    MMSegmentation checkpoints load unchanged) whose attention is
+    ``AttentionBranch``: SDPA, split q/k/v biases, and the attention output on
+    request. It holds no prompts; the backbone inserts them in the sequence.
+    """
+
+    def build_attn(self, attn_cfg: dict) -> None:
+        self.attn = AttentionBranch(
+            embed_dims=attn_cfg['embed_dims'],
+            num_heads=attn_cfg['num_heads'],
+            attn_drop=attn_cfg['attn_drop'],
+            proj_drop=attn_cfg['proj_drop'],
+            bias=attn_cfg['bias'])
+
+    def forward(self,
+                x: torch.Tensor,
+                return_taps: bool = False,
+                return_weights: bool = False):
+        """``(B, T, D) -> ((B, T, D), (context, weights) or None)``; see
+        ``FusedSelfAttention.forward``."""
+
+        def _inner_forward(x):
+            out, taps = self.attn(self.norm1(x), return_taps, return_weights)
+            x = x + out
+            x = self.ffn(self.norm2(x), identity=x)
+            return x, taps
+
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(_inner_forward, x, use_reentrant=False)
+        return _inner_forward(x)
