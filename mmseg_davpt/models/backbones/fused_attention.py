@@ -77,8 +77,10 @@ class FusedSelfAttention(nn.Module):
     def forward(self,
                 x: torch.Tensor,
                 return_taps: bool = False,
-                return_weights: bool = False):
-        """Attend over ``x`` ``(B, T, D)``.
+                return_weights: bool = False,
+                attn_mask: Optional[torch.Tensor] = None):
+        """Attend over ``x`` ``(B, T, D)``; ``attn_mask`` ``(T, T)`` bool
+        (True: the query may attend to the key) or ``None`` (full attention).
 
         Returns:
             ``(out, taps)``: ``out`` ``(B, T, D)`` after the output projection;
@@ -96,12 +98,16 @@ class FusedSelfAttention(nn.Module):
                            head_dims).permute(2, 0, 3, 1, 4).unbind(0)
         weights = None
         if return_weights:
-            weights = (q @ k.transpose(-2, -1) * head_dims**-0.5).softmax(-1)
+            scores = q @ k.transpose(-2, -1) * head_dims**-0.5
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, float('-inf'))
+            weights = scores.softmax(-1)
             context = F.dropout(weights, self.attn_drop,
                                 self.training) @ v
         else:
             context = F.scaled_dot_product_attention(
-                q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+                q, k, v, attn_mask=attn_mask,
+                dropout_p=self.attn_drop if self.training else 0.)
         context = context.transpose(1, 2).reshape(B, T, D)
         out = self.out_proj(context)
         taps = (context, weights) if return_taps or return_weights else None
@@ -171,8 +177,9 @@ class AttentionBranch(nn.Module):
     def forward(self,
                 x: torch.Tensor,
                 return_taps: bool = False,
-                return_weights: bool = False):
+                return_weights: bool = False,
+                attn_mask: Optional[torch.Tensor] = None):
         """``(B, T, D) -> ((B, T, D), taps or None)``; see
         ``FusedSelfAttention``."""
-        out, taps = self.attn(x, return_taps, return_weights)
+        out, taps = self.attn(x, return_taps, return_weights, attn_mask)
         return self.proj_drop(out), taps

@@ -1,4 +1,6 @@
 """MMSegmentation's ViT encoder layer running the fused attention branch."""
+from typing import Optional
+
 import torch
 import torch.utils.checkpoint as cp
 from mmseg.models.backbones.vit import TransformerEncoderLayer
@@ -24,12 +26,14 @@ class FusedTransformerLayer(TransformerEncoderLayer):
     def forward(self,
                 x: torch.Tensor,
                 return_taps: bool = False,
-                return_weights: bool = False):
+                return_weights: bool = False,
+                attn_mask: Optional[torch.Tensor] = None):
         """``(B, T, D) -> ((B, T, D), (context, weights) or None)``; see
-        ``FusedSelfAttention.forward``."""
+        ``FusedSelfAttention.forward`` (also for ``attn_mask`` ``(T, T)``)."""
 
         def _inner_forward(x):
-            out, taps = self.attn(self.norm1(x), return_taps, return_weights)
+            out, taps = self.attn(self.norm1(x), return_taps, return_weights,
+                                  attn_mask)
             x = x + out
             x = self.ffn(self.norm2(x), identity=x)
             return x, taps

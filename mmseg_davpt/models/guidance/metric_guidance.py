@@ -120,7 +120,7 @@ class MetricGuidance(nn.Module):
         """The assigned prompts of ``layer`` in the compared space
         ``(N_assigned, D)``: the Proxy-Anchor proxies."""
         return self._embed(backbone, layer,
-                           backbone.prompts[str(layer)])[assigned]
+                           backbone.layer_prompts(layer))[assigned]
 
     def _proxy_loss(self, backbone: nn.Module, layer: int,
                     samples: torch.Tensor, prompt_labels: torch.Tensor,
