@@ -199,3 +199,120 @@ def test_attention_weights_on_request_only_for_chosen_layers():
     assert torch.allclose(w.sum(-1), torch.ones(2, 4, 21), atol=1e-6)
     # the unfused layer gives the same numbers as the fused path
     assert (outs[0] - fused_outs[0]).abs().max().item() <= 1e-5
+
+
+def test_scalar_guided_layers_and_out_indices():
+    # README writes guided_layers=-1; a bare int used to raise
+    # "TypeError: 'int' object is not iterable"
+    model = PromptedVisionTransformer(**TINY, num_prompts=4, guided_layers=-1,
+                                      num_guided_prompts=2, out_indices=1)
+    assert model.guided_layers == (2, ) and model.out_indices == (1, )
+    assert model.prompt_counts == [4, 4, 2]
+
+
+def masked_attention(layer, block_input, num_prefix, num_prompts, heads=4):
+    """Attention of mmseg-layout ``layer`` written out, prompt queries kept
+    off [CLS] and prompts: ``(context (B, T, D), probabilities)``."""
+    h = layer.ln1(block_input)
+    w = layer.attn.attn.in_proj_weight
+    b = layer.attn.attn.in_proj_bias
+    q, k, v = F.linear(h, w, b).chunk(3, dim=-1)
+    B, T, D = q.shape
+
+    def split(t):
+        return t.view(B, T, heads, D // heads).transpose(1, 2)
+
+    scores = split(q) @ split(k).transpose(-1, -2) / (D // heads)**0.5
+    end = num_prefix + num_prompts
+    scores[:, :, num_prefix:end, :end] = float('-inf')
+    probs = scores.softmax(-1)
+    return (probs @ split(v)).transpose(1, 2).reshape(B, T, D), probs
+
+
+def test_prompt_attention_mask_against_explicit_attention(monkeypatch):
+    ref, _ = make_pair(out_indices=(0, 1, 2))
+    kw = dict(**TINY, out_indices=(0, 1, 2), num_prompts=0,
+              guided_layers=(2, ), num_guided_prompts=3)
+    plain = PromptedVisionTransformer(**kw).eval()
+    masked = PromptedVisionTransformer(**kw, prompt_attn_mask=True).eval()
+    plain.load_state_dict(ref.state_dict(), strict=False)
+    masked.load_state_dict(plain.state_dict())
+    masks = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(*args, attn_mask=None, **kwargs):
+        masks.append(attn_mask)
+        return sdpa(*args, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(F, 'scaled_dot_product_attention', spy)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        outs_plain, taps_plain = plain.forward_with_taps(x)
+        outs, taps = masked.forward_with_taps(x)
+        _, weighted = masked.forward_with_taps(x, weight_layers=(2, ))
+    # layers 0 and 1 hold no prompts: fused kernel without a mask, same
+    # outputs bit for bit
+    assert masks[3] is None and masks[4] is None and masks[5] is not None
+    assert torch.equal(outs[0], outs_plain[0])
+    assert torch.equal(outs[1], outs_plain[1])
+    # layer 2: the masked SDPA and the unfused path equal the explicit one
+    tap = taps[2]
+    context, probs = masked_attention(ref.layers[2], tap.block_input, 1, 3)
+    assert (tap.context - context).abs().max().item() <= 1e-5
+    assert (weighted[2].weights - probs).abs().max().item() <= 1e-6
+    assert (weighted[2].context - context).abs().max().item() <= 1e-5
+    # the mask changes prompt queries only
+    assert (tap.context[:, 1:4] - taps_plain[2].context[:, 1:4]).abs().max() \
+        > 1e-3
+    torch.testing.assert_close(tap.context[:, [0, *range(4, 20)]],
+                               taps_plain[2].context[:, [0, *range(4, 20)]])
+
+
+def test_prompt_attention_mask_in_every_prompted_layer(monkeypatch):
+    model = PromptedVisionTransformer(**TINY, num_prompts=2,
+                                      prompt_attn_mask=True).eval()
+    masks = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(*args, attn_mask=None, **kwargs):
+        masks.append(attn_mask)
+        return sdpa(*args, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(F, 'scaled_dot_product_attention', spy)
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+    assert len(masks) == 3 and all(m is not None for m in masks)
+
+
+def last_tokens(ref, prompts, x, with_cls_token):
+    """Tokens after the last layer and mmseg's final norm, VPT-Deep written
+    out over MMSegmentation's layers (``[cls?, P_l, patches]``)."""
+    B = x.shape[0]
+    t, hw = ref.patch_embed(x)
+    t = torch.cat([ref.cls_token.expand(B, -1, -1), t], 1)
+    t = ref._pos_embeding(t, hw, ref.pos_embed)
+    prefix = t[:, :1] if with_cls_token else t[:, :0]
+    patches = t[:, 1:]
+    for i, layer in enumerate(ref.layers):
+        t = layer(torch.cat([prefix, prompts[i].expand(B, -1, -1), patches],
+                            1))
+        prefix, patches = t[:, :prefix.shape[1]], t[:, -patches.shape[1]:]
+    return ref.norm1(t)
+
+
+@pytest.mark.parametrize('with_cls_token', [True, False])
+def test_mean_tokens_output_is_mean_after_final_norm(with_cls_token):
+    ref, _ = make_pair(out_indices=(2, ), final_norm=True)
+    ours = PromptedVisionTransformer(
+        **TINY, out_indices=(2, ), final_norm=True, num_prompts=4,
+        out_type='mean_tokens', with_cls_token=with_cls_token).eval()
+    ours.load_state_dict(ref.state_dict(), strict=False)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        got = ours(x)[0]
+        tokens = last_tokens(ref, ours.prompts, x, with_cls_token)
+    # released code's MAE feature: mean of every token after [CLS], the
+    # last layer's prompts included, after the final norm
+    expected = tokens[:, int(with_cls_token):].mean(1)
+    assert got.shape == (2, 64)
+    assert (got - expected).abs().max().item() <= 1e-5
