@@ -228,3 +228,114 @@ def test_unrecognised_checkpoint_is_a_clear_error(tmp_path):
     torch.save({'conv1.weight': torch.zeros(8, 3, 7, 7)}, path)
     with pytest.raises(ValueError, match='Could not find ViT weights'):
         build(path).init_weights()
+
+
+# ------------------------------------------------ loading at run time (issue 13)
+def tiny_classifier(img_size):
+    return dict(
+        type='ImageClassifier',
+        backbone=dict(type='PromptedVisionTransformer', img_size=img_size,
+                      patch_size=PATCH, embed_dims=D, num_layers=LAYERS,
+                      num_heads=HEADS, patch_bias=True, final_norm=True,
+                      out_type='cls_token', num_prompts=2),
+        head=dict(type='LinearClsHead', num_classes=3, in_channels=D))
+
+
+def test_load_from_full_checkpoint_at_another_resolution(tmp_path):
+    """A runner's ``load_from`` of a classifier trained at 32 px into one
+    built at 48 px: ``pos_embed`` is resized in the backbone's load hook
+    (mmengine used to report a size mismatch and leave it at init)."""
+    pytest.importorskip('mmpretrain')
+    from mmengine.registry import DefaultScope
+    from mmengine.runner.checkpoint import load_checkpoint
+    from mmpretrain.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        torch.manual_seed(0)
+        small = MODELS.build(tiny_classifier(32))
+        small.init_weights()
+        large = MODELS.build(tiny_classifier(48))
+    path = tmp_path / 'epoch_1.pth'
+    torch.save(dict(meta=dict(), state_dict=small.state_dict()), path)
+    load_checkpoint(large, str(path), map_location='cpu')
+    old = small.backbone.pos_embed.detach()
+    grid = old[:, 1:].reshape(1, 4, 4, D).permute(0, 3, 1, 2)
+    expected = F.interpolate(grid, size=(6, 6), mode='bicubic',
+                             align_corners=False).flatten(2).transpose(1, 2)
+    got = large.backbone.pos_embed.detach()
+    assert got.shape == (1, 37, D)
+    assert torch.allclose(got[:, 1:], expected, atol=1e-6)
+    assert torch.equal(got[:, :1], old[:, :1])
+    for key in ('backbone.prompts.1', 'backbone.layers.1.ln2.weight',
+                'head.fc.weight'):
+        assert torch.equal(large.state_dict()[key], small.state_dict()[key])
+
+
+def mmpretrain_no_cls_vit(pre_norm=False):
+    from mmpretrain.models.backbones import VisionTransformer
+    torch.manual_seed(0)
+    vit = VisionTransformer(
+        arch=dict(embed_dims=D, num_layers=LAYERS, num_heads=HEADS,
+                  feedforward_channels=4 * D),
+        img_size=IMG, patch_size=PATCH, with_cls_token=False,
+        out_type='featmap', final_norm=True, pre_norm=pre_norm)
+    vit.init_weights()
+    with torch.no_grad():
+        for name, p in vit.named_parameters():
+            if name.endswith('bias') or 'norm' in name or 'ln' in name:
+                p.add_(0.1 * torch.randn_like(p))
+    vit.eval()  # mmpretrain's train() returns None
+    return vit
+
+
+@pytest.mark.parametrize('pre_norm', [False, True])
+def test_mmpretrain_checkpoint_without_cls_token(tmp_path, pre_norm):
+    """mmpretrain ``with_cls_token=False``: no ``cls_token``, ``pos_embed``
+    without the [CLS] slot (used to fail: 'not 1 + a square patch grid')."""
+    pytest.importorskip('mmpretrain')
+    vit = mmpretrain_no_cls_vit(pre_norm)
+    assert 'cls_token' not in vit.state_dict()
+    assert vit.pos_embed.shape == (1, 16, D)
+    path = tmp_path / 'no_cls.pth'
+    torch.save(dict(state_dict={f'backbone.{k}': v
+                                for k, v in vit.state_dict().items()}), path)
+    ours = build(path, with_cls_token=False, pre_norm=pre_norm,
+                 patch_bias=not pre_norm, num_prompts=0)
+    report = ours.load_pretrained(str(path))
+    assert report['filled'] == ['pos_embed[:, 0]', 'cls_token']
+    assert report['missing'] == [] and report['unexpected'] == []
+    assert torch.equal(ours.pos_embed[:, 1:], vit.pos_embed)
+    x = torch.randn(2, 3, IMG, IMG)
+    with torch.no_grad():
+        expected = vit(x)[0]
+        got = ours.eval()(x)[0]
+    assert (expected - got).abs().max().item() <= 1e-4
+    # a backbone that uses [CLS] cannot take it: a clear error
+    with pytest.raises(ValueError, match='has no cls_token .* '
+                       'with_cls_token=False'):
+        build(path, with_cls_token=True, pre_norm=pre_norm,
+              patch_bias=not pre_norm).init_weights()
+
+
+def test_no_cls_checkpoint_resized_and_through_load_state_dict(tmp_path):
+    pytest.importorskip('mmpretrain')
+    from mmpretrain.models.utils import resize_pos_embed
+    vit = mmpretrain_no_cls_vit()
+    state, _ = extract_vit_state_dict(vit.state_dict())
+    ours = build('unused', img_size=48, with_cls_token=False, init_cfg=None)
+    # the state-dict path (e.g. load_from) fits it the same way
+    result = ours.load_state_dict(state, strict=False)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    expected = resize_pos_embed(vit.pos_embed, (4, 4), (6, 6), 'bicubic',
+                                num_extra_tokens=0)
+    assert torch.allclose(ours.pos_embed[:, 1:], expected, atol=1e-6)
+    assert not ours.pos_embed[:, 0].any() and not ours.cls_token.any()
+
+
+def test_pos_embed_that_is_no_square_grid_is_a_clear_error(tmp_path):
+    sd = timm_vit_state()
+    sd['pos_embed'] = sd['pos_embed'][:, :-3]  # 14 tokens
+    path = tmp_path / 'odd.pth'
+    torch.save(sd, path)
+    with pytest.raises(ValueError, match='14 tokens: not a square patch '
+                       'grid'):
+        build(path).init_weights()
