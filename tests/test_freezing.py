@@ -94,3 +94,31 @@ def test_no_trainable_parameters_is_an_error():
             model,
             dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1),
                  constructor='TrainableParamsOptimWrapperConstructor'))
+
+
+def test_released_recipe_set_trains_exactly_its_parameters():
+    register_all_modules()
+    torch.manual_seed(0)
+    model = PromptedVisionTransformer(
+        **TINY, num_prompts=4, out_type='mean_tokens',
+        tune_params=('k_bias', 'v_bias', 'proj_bias', 'patch_embed_bias',
+                     'fc2_bias', 'norm2_bias', 'norm1', 'cls_token'))
+    model.init_weights()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    wrapper = build_optim_wrapper(
+        model,
+        dict(type='OptimWrapper',
+             optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.05),
+             constructor='TrainableParamsOptimWrapperConstructor'))
+    for _ in range(2):
+        # mean_tokens reaches [CLS] only through attention, so cls_token
+        # gets a gradient too
+        wrapper.update_params(model(torch.randn(2, 3, 32, 32))[0].square()
+                              .mean())
+    changed = {n for n, p in model.named_parameters()
+               if not torch.equal(p.detach(), before[n])}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert changed == trainable
+    assert {'cls_token', 'patch_embed.projection.bias',
+            'layers.2.ln1.weight', 'layers.0.attn.attn.v_bias'} <= changed
+    assert 'layers.0.attn.attn.q_bias' not in changed

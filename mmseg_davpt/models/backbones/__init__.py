@@ -1,3 +1,4 @@
 from .prompted_vit import PromptedVisionTransformer
+from .visual_prompts import VisualPrompts
 
-__all__ = ['PromptedVisionTransformer']
+__all__ = ['PromptedVisionTransformer', 'VisualPrompts']

@@ -73,17 +73,15 @@ class PromptedVisionTransformer(BaseModule):
             to patch tokens only, in every layer whose sequence holds
             prompts; other layers keep the fused kernel. Paper: ``False``.
         tune_params (str | Sequence[str]): pretrained parameters that train
-            with the prompts, by name (``tuned_params.LAYER_PARAMS`` /
-            ``MODEL_PARAMS``): ``q_bias k_bias v_bias proj_bias fc1_bias
-            fc2_bias norm1_bias norm2_bias norm1 norm2`` (every layer),
-            ``patch_embed_bias cls_token final_norm final_norm_bias``, or
-            the shortcuts ``'kv'`` (DA-VPT+), ``'qkv'``, ``'none'``. The
-            released code's bias-tuning recipe is ``('k_bias', 'v_bias',
-            'proj_bias', 'patch_embed_bias', 'fc2_bias', 'norm2_bias',
-            'norm1', 'cls_token')`` (its ``proj.bias`` suffix also matches
-            the patch embedding).
-        tune_biases (str | Sequence[str]): the same names (the original
-            groups ``q k v proj fc1 fc2 norm`` too); kept for configs.
+            with the prompts, by name (``tuned_params``): per layer
+            ``q_bias k_bias v_bias proj_bias fc1_bias fc2_bias norm1_bias
+            norm2_bias norm1 norm2``; model-level ``patch_embed_bias
+            cls_token final_norm final_norm_bias``; shortcuts ``'kv'``
+            (DA-VPT+), ``'qkv'``, ``'none'``. The released code's recipes
+            tune ``('k_bias', 'v_bias', 'proj_bias', 'patch_embed_bias',
+            'fc2_bias', 'norm2_bias', 'norm1', 'cls_token')``.
+        tune_biases (str | Sequence[str]): the same names, plus the original
+            groups ``q k v proj fc1 fc2 norm``.
         freeze_pretrained (bool): ``False`` trains everything.
 
     Output argument:
