@@ -50,12 +50,16 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # ids, size and channels of every label map, as the model sees them
+    dict(type='CheckSegAnnotation', num_classes=num_classes),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # ids, size and channels of every label map, as the model sees them
+    dict(type='CheckSegAnnotation', num_classes=num_classes),
     dict(type='PackSegInputs')
 ]
 img_ratios = [0.75, 1.0, 1.25]
@@ -66,7 +70,9 @@ tta_pipeline = [
          for r in img_ratios],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]
+        [dict(type='LoadAnnotations')],
+        [dict(type='CheckSegAnnotation', num_classes=num_classes)],
+        [dict(type='PackSegInputs')]
     ])
 ]
 train_dataloader = dict(
