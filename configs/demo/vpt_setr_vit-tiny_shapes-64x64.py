@@ -28,7 +28,9 @@ model = dict(
     # metric_guidance to it (None here: plain VPT training).
     type='DAVPTEncoderDecoder',
     data_preprocessor=dict(
-        type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
+        # SegDataPreProcessor that refuses NaN / inf pixels (they would give
+        # NaN logits and class 0 everywhere, silently)
+        type='FiniteSegDataPreProcessor', mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
         seg_pad_val=255, size=crop_size),
     backbone=dict(
