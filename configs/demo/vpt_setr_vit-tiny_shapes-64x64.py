@@ -113,8 +113,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=150,
-                    max_keep_ckpts=2),
+    # saves survive interruption (atomic writes; outdated checkpoints
+    # removed only after the new one is complete)
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False,
+                    interval=150, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # RNG states in checkpoints: --resume continues the same random draws
     rng_state=dict(type='RNGStateHook'),
