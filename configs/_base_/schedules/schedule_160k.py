@@ -41,4 +41,6 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # RNG states in checkpoints: --resume continues the same random draws
     rng_state=dict(type='RNGStateHook'),
+    # warns when the first 20 iterations hold no labelled pixel at all
+    labelled_pixels=dict(type='LabelledPixelsHook', check_iters=20),
     visualization=dict(type='SegVisualizationHook'))
