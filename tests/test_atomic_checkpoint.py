@@ -53,8 +53,8 @@ def test_killed_save_keeps_previous_checkpoint_and_resume_works(
         demo_data, tmp_path):
     work_dir = tmp_path / 'run'
     marker = tmp_path / 'saving'
-    config = faulty_config(
-        tmp_path, f"dict(type='BlockSaveHook', at_iter=4, marker={str(marker)!r})")
+    config = faulty_config(tmp_path, "dict(type='BlockSaveHook', at_iter=4, "
+                           f'marker={str(marker)!r})')
     proc = subprocess.Popen(command(config, work_dir, demo_data), cwd=ROOT,
                             env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -86,7 +86,8 @@ def test_killed_save_keeps_previous_checkpoint_and_resume_works(
 
 def test_failing_write_keeps_previous_checkpoint(demo_data, tmp_path):
     work_dir = tmp_path / 'run'
-    config = faulty_config(tmp_path, "dict(type='DiskFullAtSaveHook', at_iter=4)")
+    config = faulty_config(tmp_path,
+                           "dict(type='DiskFullAtSaveHook', at_iter=4)")
     proc = subprocess.run(command(config, work_dir, demo_data), cwd=ROOT,
                           env=ENV, capture_output=True, text=True,
                           timeout=300)
