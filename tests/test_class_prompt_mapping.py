@@ -128,7 +128,11 @@ def _rank_worker(rank, world, port, queue):
     history = []
     for step in range(2):
         stats = m.refresh()
-        history.append((m.class_to_prompt.tolist(), m.centroids.clone(), stats))
+        # plain Python values only: a tensor on a queue is shared through a
+        # file descriptor that this process serves, and it may have exited
+        # before the parent unpickles it (FileNotFoundError)
+        history.append((m.class_to_prompt.tolist(), m.centroids.tolist(),
+                        stats))
         feats2, labels2 = clustered_features(
             [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2], noise=0.2, seed=step + 1)
         m.accumulate(feats2[half], labels2[half])
@@ -148,7 +152,11 @@ def test_two_process_gloo_mappings_identical_on_both_ranks():
              for r in range(2)]
     for p in procs:
         p.start()
-    results = dict(queue.get(timeout=120) for _ in procs)
+    results = {}
+    for _ in procs:
+        rank, history = queue.get(timeout=120)
+        results[rank] = [(mapping, torch.tensor(centroids), stats)
+                         for mapping, centroids, stats in history]
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0

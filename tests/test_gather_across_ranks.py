@@ -43,7 +43,11 @@ def _worker(rank, world, port, queue):
     for grad in (W.grad, P.grad):  # what DDP does with parameter gradients
         torch_dist.all_reduce(grad)
         grad /= world
-    queue.put((rank, loss.item(), W.grad, P.grad, samples.shape[0]))
+    # plain Python values only: a tensor on a queue is shared through a file
+    # descriptor that this process serves, and it may have exited before
+    # the parent unpickles it (FileNotFoundError in resource_sharer)
+    queue.put((rank, loss.item(), W.grad.tolist(), P.grad.tolist(),
+               samples.shape[0]))
     torch_dist.barrier()
     torch_dist.destroy_process_group()
 
@@ -58,8 +62,11 @@ def test_gathered_loss_and_gradients_equal_single_process():
              for r in range(2)]
     for p in procs:
         p.start()
-    results = dict((r[0], r[1:]) for r in (queue.get(timeout=120)
-                                           for _ in procs))
+    results = {}
+    for _ in procs:
+        rank, r_loss, r_w, r_p, num_samples = queue.get(timeout=120)
+        results[rank] = (r_loss, torch.tensor(r_w), torch.tensor(r_p),
+                         num_samples)
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0

@@ -38,6 +38,17 @@ def parse_args(argv=None):
     return args
 
 
+def drawable(result):
+    """``result`` with its prediction as a NumPy array, for mmseg's
+    visualizer: it indexes a NumPy mask with ``pred == label``, and a torch
+    bool tensor of one element then acts as the integer 1 (``IndexError`` on
+    a 1x1 image, labels or not)."""
+    from mmengine.structures import PixelData
+    out = result.clone()
+    out.pred_sem_seg = PixelData(data=result.pred_sem_seg.data.cpu().numpy())
+    return out
+
+
 def main(argv=None):
     args = parse_args(argv)
     import numpy as np
@@ -50,7 +61,7 @@ def main(argv=None):
     result = inference_model(model, img)
     out_dir = osp.dirname(osp.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
-    show_result_pyplot(model, img[..., ::-1].copy(), result,
+    show_result_pyplot(model, img[..., ::-1].copy(), drawable(result),
                        opacity=args.opacity, draw_gt=False, show=False,
                        with_labels=not args.no_labels, out_file=args.out)
     labels = result.pred_sem_seg.data[0].cpu().numpy()

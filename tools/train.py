@@ -95,7 +95,9 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from mmseg_davpt.engine import init_cpu_distributed, shutdown_distributed
+    from mmseg_davpt.engine.work_dir_lock import lock_work_dir
     cfg = build_config(args)
+    lock_work_dir(cfg.work_dir)  # one live run per work dir, until exit
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     check_train_split(runner)

@@ -28,7 +28,9 @@ model = dict(
     # metric_guidance to it (None here: plain VPT training).
     type='DAVPTEncoderDecoder',
     data_preprocessor=dict(
-        type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
+        # SegDataPreProcessor that refuses NaN / inf pixels (they would give
+        # NaN logits and class 0 everywhere, silently)
+        type='FiniteSegDataPreProcessor', mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
         seg_pad_val=255, size=crop_size),
     backbone=dict(
@@ -50,12 +52,16 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # ids, size and channels of every label map, as the model sees them
+    dict(type='CheckSegAnnotation', num_classes=num_classes),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # ids, size and channels of every label map, as the model sees them
+    dict(type='CheckSegAnnotation', num_classes=num_classes),
     dict(type='PackSegInputs')
 ]
 img_ratios = [0.75, 1.0, 1.25]
@@ -66,7 +72,9 @@ tta_pipeline = [
          for r in img_ratios],
         [dict(type='RandomFlip', prob=0., direction='horizontal'),
          dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]
+        [dict(type='LoadAnnotations')],
+        [dict(type='CheckSegAnnotation', num_classes=num_classes)],
+        [dict(type='PackSegInputs')]
     ])
 ]
 train_dataloader = dict(
@@ -105,11 +113,15 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=150,
-                    max_keep_ckpts=2),
+    # saves survive interruption (atomic writes; outdated checkpoints
+    # removed only after the new one is complete)
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False,
+                    interval=150, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # RNG states in checkpoints: --resume continues the same random draws
     rng_state=dict(type='RNGStateHook'),
+    # warns when the first 20 iterations hold no labelled pixel at all
+    labelled_pixels=dict(type='LabelledPixelsHook', check_iters=20),
     visualization=dict(type='SegVisualizationHook'))
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

@@ -1,11 +1,13 @@
 from .backbones import PromptedVisionTransformer
+from .data_preprocessors import FiniteSegDataPreProcessor
 from .guidance import (ClassPromptMapping, ClsMetricGuidance,
                        SegMetricGuidance)
 from .losses import proxy_anchor_loss
 from .segmentors import DAVPTEncoderDecoder
 
 __all__ = [
-    'PromptedVisionTransformer', 'ClassPromptMapping', 'ClsMetricGuidance',
+    'PromptedVisionTransformer', 'FiniteSegDataPreProcessor',
+    'ClassPromptMapping', 'ClsMetricGuidance',
     'SegMetricGuidance', 'DAVPTEncoderDecoder', 'proxy_anchor_loss'
 ]
 

@@ -10,6 +10,8 @@ reduce_zero_label = True
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # ids, size and channels of every label map, as the model sees them
+    dict(type='CheckSegAnnotation', num_classes=150),
     dict(
         type='RandomResize',
         scale=(2048, 512),
@@ -25,6 +27,8 @@ test_pipeline = [
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     # after Resize: mIoU is computed against the original-size label map
     dict(type='LoadAnnotations'),
+    # ids, size and channels of every label map, as the model sees them
+    dict(type='CheckSegAnnotation', num_classes=150),
     dict(type='PackSegInputs')
 ]
 # Multi-scale + flip test (the papers' "MS" mIoU): `tools/test.py --tta`.
@@ -43,6 +47,7 @@ tta_pipeline = [
                 dict(type='RandomFlip', prob=1., direction='horizontal')
             ],
             [dict(type='LoadAnnotations')],
+            [dict(type='CheckSegAnnotation', num_classes=150)],
             [dict(type='PackSegInputs')],
         ])
 ]

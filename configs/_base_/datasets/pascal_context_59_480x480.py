@@ -1,7 +1,8 @@
 # PASCAL Context, 59-class protocol, SETR's 480x480 setting.
 # The 59 classes are scored with background ignored. SETR and the paper's
 # Table 6 count 60 classes (59 + background): for that protocol use
-# PascalContextDataset, reduce_zero_label=False and num_classes=60.
+# PascalContextDataset, reduce_zero_label=False and num_classes=60 (in the
+# heads and in CheckSegAnnotation below).
 # Split files and label maps: MMSegmentation's
 # tools/dataset_converters/pascal_context.py (SegmentationClassContext/,
 # ImageSets/SegmentationContext/{train,val}.txt).
@@ -16,6 +17,8 @@ reduce_zero_label = True
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
+    # ids, size and channels of every label map, as the model sees them
+    dict(type='CheckSegAnnotation', num_classes=59),
     dict(
         type='RandomResize',
         scale=img_scale,
@@ -31,6 +34,8 @@ test_pipeline = [
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     # after Resize: mIoU is computed against the original-size label map
     dict(type='LoadAnnotations'),
+    # ids, size and channels of every label map, as the model sees them
+    dict(type='CheckSegAnnotation', num_classes=59),
     dict(type='PackSegInputs')
 ]
 # Multi-scale + flip test (the papers' "MS" mIoU): `tools/test.py --tta`.
@@ -49,6 +54,7 @@ tta_pipeline = [
                 dict(type='RandomFlip', prob=1., direction='horizontal')
             ],
             [dict(type='LoadAnnotations')],
+            [dict(type='CheckSegAnnotation', num_classes=59)],
             [dict(type='PackSegInputs')],
         ])
 ]

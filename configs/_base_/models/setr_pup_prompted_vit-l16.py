@@ -4,7 +4,9 @@
 # configs override them.
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
-    type='SegDataPreProcessor',
+    # SegDataPreProcessor that refuses NaN / inf pixels (they would give
+    # NaN logits and class 0 everywhere, silently)
+    type='FiniteSegDataPreProcessor',
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,

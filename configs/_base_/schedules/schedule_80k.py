@@ -30,11 +30,15 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # one checkpoint per validation; a full ViT-L checkpoint is ~1.3 GB
+    # one checkpoint per validation; a full ViT-L checkpoint is ~1.3 GB.
+    # AtomicCheckpointHook: saves survive interruption (atomic writes;
+    # outdated checkpoints removed only after the new one is complete)
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=8000,
+        type='AtomicCheckpointHook', by_epoch=False, interval=8000,
         max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # RNG states in checkpoints: --resume continues the same random draws
     rng_state=dict(type='RNGStateHook'),
+    # warns when the first 20 iterations hold no labelled pixel at all
+    labelled_pixels=dict(type='LabelledPixelsHook', check_iters=20),
     visualization=dict(type='SegVisualizationHook'))

@@ -1,4 +1,9 @@
+from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .class_prompt_mapping_hook import ClassPromptMappingHook
+from .labelled_pixels_hook import LabelledPixelsHook
 from .rng_state_hook import RNGStateHook
 
-__all__ = ['ClassPromptMappingHook', 'RNGStateHook']
+__all__ = [
+    'AtomicCheckpointHook', 'ClassPromptMappingHook', 'LabelledPixelsHook',
+    'RNGStateHook'
+]

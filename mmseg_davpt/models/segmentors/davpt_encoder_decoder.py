@@ -10,10 +10,11 @@ from mmseg.registry import MODELS
 from mmseg.utils import add_prefix
 
 from ..davpt_mixin import DAVPTMixin
+from .slide_progress import SlideProgressMixin
 
 
 @MODELS.register_module()
-class DAVPTEncoderDecoder(DAVPTMixin, EncoderDecoder):
+class DAVPTEncoderDecoder(SlideProgressMixin, DAVPTMixin, EncoderDecoder):
     """``EncoderDecoder`` whose training loss adds DA-VPT's ``L_p`` and
     ``L_cls`` (logged as ``davpt.loss_prompt`` / ``davpt.loss_cls``).
 

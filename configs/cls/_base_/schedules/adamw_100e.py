@@ -23,7 +23,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=10),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=2),
+    # CheckpointHook whose saves survive interruption (atomic writes;
+    # outdated checkpoints removed only after the new one is complete)
+    checkpoint=dict(type='AtomicCheckpointHook', interval=10,
+                    max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # RNG states in checkpoints: --resume continues the same random draws
     rng_state=dict(type='RNGStateHook'),

@@ -1,0 +1,3 @@
+from .check_seg_annotation import CheckSegAnnotation
+
+__all__ = ['CheckSegAnnotation']

@@ -1,0 +1,51 @@
+"""A second live run in the same work dir is refused (tools/train.py exits
+non-zero naming the holder); once the holder is SIGKILLed, a new run
+proceeds: the lock dies with its process."""
+import os
+import subprocess
+import sys
+
+from tests.test_tools_cli import ROOT, VPT, data_options
+
+HOLD = ('import sys, time\n'
+        'from mmseg_davpt.engine.work_dir_lock import WorkDirLock\n'
+        'WorkDirLock(sys.argv[1]).acquire()\n'
+        'print("locked", flush=True)\n'
+        'time.sleep(600)\n')
+ENV = dict(os.environ, OMP_NUM_THREADS='1')
+
+
+def train(work_dir, data):
+    return subprocess.run(
+        [sys.executable, 'tools/train.py', VPT, '--work-dir', str(work_dir),
+         '--cfg-options', *data_options(*data), 'train_cfg.max_iters=2',
+         'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=2'],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def test_second_run_in_a_work_dir_is_refused_until_the_holder_dies(
+        demo_data, tmp_path):
+    work_dir = tmp_path / 'run'
+    holder = subprocess.Popen([sys.executable, '-c', HOLD, str(work_dir)],
+                              cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        for line in holder.stdout:  # (imports may print first)
+            if line.strip() == 'locked':
+                break
+        else:
+            raise AssertionError('the holder did not take the lock')
+        proc = train(work_dir, demo_data)
+        assert proc.returncode != 0
+        err = proc.stderr
+        assert f'work dir {work_dir} is in use by another training run' in err
+        assert f'pid {holder.pid} on host ' in err
+        assert 'another --work-dir' in err and f'kill {holder.pid}' in err
+        # refused before the runner wrote anything there
+        assert os.listdir(work_dir) == ['.davpt_train.lock']
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs in the holder
+        holder.wait()
+    proc = train(work_dir, demo_data)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert (work_dir / 'iter_2.pth').is_file()
