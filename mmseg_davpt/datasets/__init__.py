@@ -1,7 +1,11 @@
 from .cls_demo import generate_cls_folders
 from .demo_shapes import DemoShapesDataset, generate_demo_shapes
+from .samplers import ClassBalancedSampler, check_balanced_loader
 
-__all__ = ['DemoShapesDataset', 'generate_demo_shapes', 'generate_cls_folders']
+__all__ = [
+    'DemoShapesDataset', 'generate_demo_shapes', 'generate_cls_folders',
+    'ClassBalancedSampler', 'check_balanced_loader'
+]
 
 # The classification datasets build on mmpretrain, which the segmentation
 # side does not need: register them only when it is installed.
