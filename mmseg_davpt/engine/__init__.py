@@ -1,10 +1,11 @@
 from .distributed import (CPUDistributedDataParallel, init_cpu_distributed,
                           shutdown_distributed)
-from .hooks import ClassPromptMappingHook, RNGStateHook
+from .hooks import ClassPromptMappingHook, ClsReportHook, RNGStateHook
 from .optimizers import TrainableParamsOptimWrapperConstructor
 
 __all__ = [
-    'ClassPromptMappingHook', 'CPUDistributedDataParallel', 'RNGStateHook',
+    'ClassPromptMappingHook', 'ClsReportHook', 'CPUDistributedDataParallel',
+    'RNGStateHook',
     'TrainableParamsOptimWrapperConstructor', 'init_cpu_distributed',
     'shutdown_distributed'
 ]
