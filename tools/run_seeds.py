@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train one classification config with several seeds and summarise the
 runs' reports (mean +- sample std over seeds; the paper reports the mean of
-three seeds, App. A.3).
+three seeds, App. A.2).
 
 Each seed runs ``tools/train.py CONFIG --work-dir DIR/seed_S --cfg-options
 ... randomness.seed=S`` in a subprocess; ``ClsReportHook`` (in every
