@@ -3,6 +3,8 @@
 # iterations.
 # Paper (Table 2): 50.40 mIoU single-scale / 51.28 multi-scale, 13.7M
 # trainable parameters.
+# (The paper's numbers are for the 60-class protocol,
+# davpt_plus_setr_pascal_context.py; 59-class mIoU is not directly comparable.)
 _base_ = './davpt_setr_pascal_context_59.py'
 # Also train the Key and Value biases of every attention layer, the bias
 # groups the paper found best (24 layers x 2 x 1024 = 49k parameters).

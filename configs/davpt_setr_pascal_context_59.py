@@ -2,6 +2,8 @@
 # images/GPU, 80k iterations.
 # Paper (Table 2): 50.15 mIoU single-scale / 51.04 multi-scale, 13.6M
 # trainable parameters.
+# (The paper's numbers are for the 60-class protocol,
+# davpt_setr_pascal_context.py; 59-class mIoU is not directly comparable.)
 _base_ = [
     './vpt_setr_pascal_context_59.py', './_base_/davpt/seg_metric_guidance.py'
 ]

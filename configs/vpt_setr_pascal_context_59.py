@@ -3,6 +3,8 @@
 # Context (59 classes), 480x480 crops; 8 GPUs x 2 images/GPU, 80k iterations.
 # Paper (Table 2): 49.51 mIoU single-scale / 50.46 multi-scale, 13.6M
 # trainable parameters.
+# (The paper's numbers are for the 60-class protocol,
+# vpt_setr_pascal_context.py; 59-class mIoU is not directly comparable.)
 _base_ = [
     './_base_/models/setr_pup_prompted_vit-l16.py',
     './_base_/datasets/pascal_context_59_480x480.py',

@@ -3,6 +3,7 @@ generated files in sync, every config builds, ViT-B trainable parameters,
 every task's dataset block reads its split files; train / test / dist_train
 on the classification demo config."""
 import glob
+import json
 import os
 import os.path as osp
 import re
@@ -57,6 +58,12 @@ def test_every_config_builds_with_its_classes_and_task():
             variant.startswith('davpt'), name
         assert cfg.model.backbone.get('tune_biases', ()) == \
             ('kv' if variant == 'davpt_plus' else ()), name
+        # train / select on a held-out val split / test, and the report
+        splits = ('train', 'val', 'test') if benchmark == 'fgvc' else \
+            ('train800', 'val200', 'test')
+        assert tuple(cfg[f'{s}_dataloader'].dataset.split for s in
+                     ('train', 'val', 'test')) == splits, name
+        assert cfg.default_hooks.report.type == 'ClsReportHook', name
         cfg.model.backbone.num_layers = 1
         if cfg.model.backbone.get('guided_layers'):
             cfg.model.backbone.guided_layers = (0, )
@@ -104,8 +111,8 @@ def test_every_task_dataset_block_reads_split_files(split_folders):
             continue
         cfg = Config.fromfile(path)
         is_fgvc = '_fgvc-' in name
-        for split, size in (('train', 4 + (0 if is_fgvc else 2)),
-                            ('test', 2)):
+        # train800 / val200 (VTAB-1k), train / val (FGVC), and test
+        for split, size in (('train', 4), ('val', 2), ('test', 2)):
             ds_cfg = cfg[f'{split}_dataloader'].dataset
             ds_cfg.data_root = fgvc if is_fgvc else vtab
             if is_fgvc:
@@ -155,6 +162,15 @@ def test_train_and_test_tools_report_top1(demo_cls):
     assert re.search(r'davpt\.loss_prompt: [0-9.]+', log)
     top1 = [float(v) for v in re.findall(r'accuracy/top1: ([0-9.]+)', log)]
     assert len(top1) == 1 and 0. <= top1[0] <= 100.
+    # the demo is VTAB-1k's final protocol (validate on test): the report
+    # gives (a) and (c) and says why (b) is not available
+    with open(osp.join(work, 'davpt_report.json')) as f:
+        report = json.load(f)
+    assert report['finished'] and report['selected_test'] is None
+    assert 'val split is the test split' in report['selection_unavailable']
+    assert report['final_test'] == report['best_test'] == \
+        pytest.approx(top1[0], abs=1e-3)
+    assert '(b) selected on val: not available' in log
     ckpt = osp.join(work, 'epoch_2.pth')
     state = torch.load(ckpt, map_location='cpu', weights_only=False)
     mapping = state['state_dict'][

@@ -1,12 +1,14 @@
 """Every shipped config loads and builds; ViT-L parameter counts match the
-paper (Table 2) and hand-computed prompt / bias counts."""
+paper (Table 2) and hand-computed prompt / bias counts; the PASCAL Context
+60-class configs (the paper's protocol) keep background as class 0."""
 import glob
 import os.path as osp
 
 import pytest
 from mmengine.config import Config
 
-from tools.count_params import build_model, count_params, summarise
+from tools.count_params import (BACKBONE_GROUPS, build_model, count_params,
+                                summarise)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -29,7 +31,7 @@ ADE20K = {
 def test_configs_are_shipped():
     names = {osp.basename(c) for c in CONFIGS}
     assert 'davpt_setr_vit-tiny_shapes-64x64.py' in names
-    for dataset in ('ade20k', 'pascal_context_59'):
+    for dataset in ('ade20k', 'pascal_context', 'pascal_context_59'):
         for variant in ('vpt', 'davpt', 'davpt_plus', 'full'):
             assert f'{variant}_setr_{dataset}.py' in names
 
@@ -52,3 +54,60 @@ def test_config_builds(path):
             assert groups['backbone.tuned_pretrained']['trainable'] == tuned
         # the paper's full-model size, whatever trains
         assert abs((summary['total'] - prompts) / 1e6 - 317.3) <= 0.05
+
+
+VARIANTS = ('vpt', 'davpt', 'davpt_plus', 'full')
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_pascal_context_60_classes_keep_background(variant):
+    """60 classes in every head, label 0 is 'background' and is trained
+    (not reduced to the ignore index) but never a guidance target."""
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', f'{variant}_setr_pascal_context.py'))
+    heads = [cfg.model.decode_head, *cfg.model.auxiliary_head]
+    assert [h.num_classes for h in heads] == [60] * 4
+    for split in ('train', 'val', 'test'):
+        dataset = cfg[f'{split}_dataloader'].dataset
+        assert dataset.type == 'PascalContextDataset'
+        assert dataset.reduce_zero_label is False
+        # the load-time label check counts background as a class too
+        checks = [t for t in dataset.pipeline
+                  if t['type'] == 'CheckSegAnnotation']
+        assert [t['num_classes'] for t in checks] == [60]
+    tta_checks = [t for step in cfg.tta_pipeline[1]['transforms'] for t in step
+                  if t['type'] == 'CheckSegAnnotation']
+    assert [t['num_classes'] for t in tta_checks] == [60]
+    from mmseg.datasets import PascalContextDataset
+    assert len(PascalContextDataset.METAINFO['classes']) == 60
+    assert PascalContextDataset.METAINFO['classes'][0] == 'background'
+    if variant.startswith('davpt'):
+        guidance = cfg.model.metric_guidance
+        assert tuple(guidance.background_classes) == (0, )
+        # everything else is the shared guidance base's
+        shared = Config.fromfile(osp.join(
+            ROOT, 'configs/_base_/davpt/seg_metric_guidance.py'))
+        expected = dict(shared.davpt_metric_guidance,
+                        background_classes=(0, ))
+        assert guidance.to_dict() == expected
+        model = build_model(cfg)
+        assert model.metric_guidance.is_background.tolist() == \
+            [True] + [False] * 59
+    else:
+        assert cfg.model.get('metric_guidance') is None
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_pascal_context_60_vs_59_parameter_counts(variant):
+    """The 60-class configs differ from the 59-class ones only by one more
+    output class in each of the 4 heads: a 1x1 conv from 256 channels plus
+    its bias, i.e. 4 x 257 parameters, all trainable."""
+    counts = {}
+    for suffix in ('', '_59'):
+        cfg = Config.fromfile(osp.join(
+            ROOT, 'configs', f'{variant}_setr_pascal_context{suffix}.py'))
+        counts[suffix] = summarise(count_params(build_model(cfg)))
+    for key in ('total', 'trainable'):
+        assert counts[''][key] - counts['_59'][key] == 4 * 257
+    for group in BACKBONE_GROUPS:
+        assert counts['']['groups'][group] == counts['_59']['groups'][group]

@@ -1,9 +1,12 @@
 from .cls_demo import generate_cls_folders
 from .demo_shapes import DemoShapesDataset, generate_demo_shapes
+from .samplers import ClassBalancedSampler, check_balanced_loader
 from .transforms import CheckSegAnnotation
 
-__all__ = ['DemoShapesDataset', 'generate_demo_shapes', 'generate_cls_folders',
-           'CheckSegAnnotation']
+__all__ = [
+    'DemoShapesDataset', 'generate_demo_shapes', 'generate_cls_folders',
+    'CheckSegAnnotation', 'ClassBalancedSampler', 'check_balanced_loader'
+]
 
 # The classification datasets build on mmpretrain, which the segmentation
 # side does not need: register them only when it is installed.

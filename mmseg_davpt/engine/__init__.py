@@ -1,11 +1,11 @@
 from .distributed import (CPUDistributedDataParallel, init_cpu_distributed,
                           shutdown_distributed)
 from .hooks import (AtomicCheckpointHook, ClassPromptMappingHook,
-                    LabelledPixelsHook, RNGStateHook)
+                    ClsReportHook, LabelledPixelsHook, RNGStateHook)
 from .optimizers import TrainableParamsOptimWrapperConstructor
 
 __all__ = [
-    'AtomicCheckpointHook', 'ClassPromptMappingHook',
+    'AtomicCheckpointHook', 'ClassPromptMappingHook', 'ClsReportHook',
     'CPUDistributedDataParallel', 'LabelledPixelsHook', 'RNGStateHook',
     'TrainableParamsOptimWrapperConstructor', 'init_cpu_distributed',
     'shutdown_distributed'

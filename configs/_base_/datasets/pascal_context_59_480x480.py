@@ -1,8 +1,7 @@
 # PASCAL Context, 59-class protocol, SETR's 480x480 setting.
 # The 59 classes are scored with background ignored. SETR and the paper's
-# Table 6 count 60 classes (59 + background): for that protocol use
-# PascalContextDataset, reduce_zero_label=False and num_classes=60 (in the
-# heads and in CheckSegAnnotation below).
+# Table 6 count 60 classes (59 + background): that protocol is
+# pascal_context_480x480.py (the *_setr_pascal_context.py configs).
 # Split files and label maps: MMSegmentation's
 # tools/dataset_converters/pascal_context.py (SegmentationClassContext/,
 # ImageSets/SegmentationContext/{train,val}.txt).

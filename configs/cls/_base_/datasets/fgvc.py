@@ -1,8 +1,11 @@
 # FGVC (CUB-200-2011, NABirds, Oxford Flowers, Stanford Dogs, Stanford Cars)
 # with VPT's split files: {data_root}/{train,val,test}.json mapping image
 # paths to class ids; train/val is a 90/10 split of the official training
-# set (see tools/dataset_prep/README.md). The top-level configs set
-# data_root and task (which gives num_classes and the image folder).
+# set (Oxford Flowers: its official train/val; see
+# tools/dataset_prep/README.md). Train on train, validate on val, test on
+# test: ClsReportHook reports the test accuracy at the epoch chosen on val
+# (configs/cls/README.md). The top-level configs set data_root and task
+# (which gives num_classes and the image folder).
 # Augmentation: RandomResizedCrop 224 + horizontal flip (paper Sec. 5);
 # evaluation: resize the short side to 256 and centre-crop 224 (VPT).
 dataset_type = 'FGVC'

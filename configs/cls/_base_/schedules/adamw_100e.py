@@ -30,6 +30,11 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # RNG states in checkpoints: --resume continues the same random draws
     rng_state=dict(type='RNGStateHook'),
+    # At every validation epoch also score the test split; after training
+    # write work_dir/davpt_report.json: (a) final-epoch test accuracy,
+    # (b) test accuracy at the best-val epoch, (c) the best test epoch
+    # (optimistic: what the authors' released code reports).
+    report=dict(type='ClsReportHook', metric='accuracy/top1'),
     visualization=dict(type='VisualizationHook', enable=False))
 # The paper's batch is 32 on one GPU; mmengine scales lr by the real batch
 # when auto_scale_lr.enable=True.
