@@ -8,9 +8,6 @@ mmpretrain's ``tools/train.py`` do (classification configs: ``configs/cls``).
 import argparse
 import os
 import os.path as osp
-import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
@@ -89,6 +86,21 @@ def check_train_split(runner) -> None:
             f'ann_file={cfg.get("ann_file", "")!r}')
 
 
+def check_resume(runner) -> None:
+    """With ``--resume``, check the checkpoint against the built model
+    before mmengine resumes from it (its own failures do not name the
+    cause: see ``mmseg_davpt.apis.check_resume_checkpoint``)."""
+    from mmengine.runner import find_latest_checkpoint
+
+    from mmseg_davpt.apis import check_resume_checkpoint
+    cfg = runner.cfg
+    if not cfg.get('resume'):
+        return
+    path = cfg.get('load_from') or find_latest_checkpoint(runner.work_dir)
+    if path is not None:  # none yet: mmengine starts from scratch
+        check_resume_checkpoint(runner.model, path)
+
+
 def main(argv=None):
     args = parse_args(argv)
     import mmseg_davpt  # noqa: F401  (registers modules before building)
@@ -98,6 +110,7 @@ def main(argv=None):
     cfg = build_config(args)
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    check_resume(runner)
     check_train_split(runner)
     runner.train()
     del runner  # its DDP wrapper holds the process group
