@@ -42,19 +42,21 @@ def test_compare_state_dicts():
     assert diff.unexpected == ['extra']
     assert diff.shapes == {'p.0': ((8, 8), (4, 8)), 'p.1': ((8, 8), (4, 8))}
     text = diff.describe()
-    assert '  missing from the checkpoint (1 keys, would keep their initial ' \
-        'values): a.bias' in text
-    assert '  not in the model (1 keys): extra' in text
+    assert '  missing from the checkpoint (1 keys: a 1; they would keep ' \
+        'their initial values): a.bias' in text
+    assert '  not in the model (1 keys: extra 1): extra' in text
     assert '  different shapes (2 keys): p.{0-1}: checkpoint (8, 8), model ' \
         '(4, 8)' in text
 
 
 def test_backbone_only_file_is_recognised():
-    model = {'backbone.cls_token': 0, 'backbone.layers.0.w': 0, 'head.w': 0}
-    vit = compare_state_dicts({'cls_token': torch.zeros(1),
-                               'layers.0.w': torch.zeros(1)},
-                              {k: torch.zeros(1) for k in model})
-    assert vit.looks_backbone_only(model)
+    model = {f'backbone.layers.{i}.w': 0 for i in range(4)}
+    model.update({'backbone.cls_token': 0, 'head.w': 0})
+    vit = {k[len('backbone.'):]: torch.zeros(1) for k in model
+           if k.startswith('backbone.')}
+    vit['final_norm.w'] = torch.zeros(1)  # 5 of 6 keys are the backbone's
+    diff = compare_state_dicts(vit, {k: torch.zeros(1) for k in model})
+    assert diff.looks_backbone_only(model)
     other = compare_state_dicts({'fc.w': torch.zeros(1)},
                                 {k: torch.zeros(1) for k in model})
     assert not other.looks_backbone_only(model)
