@@ -30,8 +30,8 @@ def test_bad_files_are_named_and_described(tmp_path, mmap):
     }
     torch.save({'w': torch.zeros(100)}, tmp_path / 'good.pth')
     cases['cut.pth'] = ((tmp_path / 'good.pth').read_bytes()[:200],
-                        r'it looks like a PyTorch file \(200 bytes\) but cannot '
-                        r'be read: truncated or corrupted')
+                        r'it looks like a PyTorch file \(200 bytes\) but '
+                        r'cannot be read: truncated or corrupted')
     for name, (content, expected) in cases.items():
         path = tmp_path / name
         path.write_bytes(content)

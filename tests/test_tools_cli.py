@@ -34,7 +34,8 @@ def run_tool(*args, timeout=300):
 def train(work_dir, data, max_iters, *extra, config=DAVPT):
     return run_tool(
         'tools/train.py', config, '--work-dir', str(work_dir), *extra,
-        '--cfg-options', *data_options(*data), f'train_cfg.max_iters={max_iters}',
+        '--cfg-options', *data_options(*data),
+        f'train_cfg.max_iters={max_iters}',
         'train_cfg.val_interval=6', 'default_hooks.checkpoint.interval=3',
         'default_hooks.logger.interval=2', 'custom_hooks.0.interval=4'
         if config == DAVPT else 'randomness.seed=0')

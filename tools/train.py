@@ -12,7 +12,8 @@ import os.path as osp
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description='Train a segmentor or classifier')
+    parser = argparse.ArgumentParser(
+        description='Train a segmentor or classifier')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='where logs and checkpoints go '
                         '(default: ./work_dirs/<config name>)')

@@ -20,11 +20,9 @@ def _frozen_base_tensors(model: nn.Module
         n: p
         for n, p in backbone.named_parameters() if not p.requires_grad
     }
-    for module_name, module in backbone.named_modules():
-        for name, buf in module.named_buffers(recurse=False):
-            if buf is not None and \
-                    name not in module._non_persistent_buffers_set:
-                tensors[f'{module_name}.{name}' if module_name else name] = buf
+    persistent = set(backbone.state_dict(keep_vars=True))
+    tensors.update((n, b) for n, b in backbone.named_buffers()
+                   if n in persistent)
     for name in sorted(tensors):
         yield name, tensors[name]
 
