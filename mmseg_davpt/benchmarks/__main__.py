@@ -2,4 +2,4 @@
 as ``tools/benchmark.py``."""
 from .cli import main
 
-main()
+main(prog='python -m mmseg_davpt.benchmarks')

@@ -16,8 +16,10 @@ COMMANDS = {
 }
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None,
+               prog: Optional[str] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        prog=prog,
         description='DA-VPT benchmark suite: backbone forward, training '
         'step, k-means refresh and slide inference, variants measured side '
         'by side in one process')
@@ -47,10 +49,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Optional[List[str]] = None):
+def main(argv: Optional[List[str]] = None, prog: Optional[str] = None):
     """Run one subcommand; returns its ``Report`` (``None`` for internal
     child runs)."""
-    args = parse_args(argv)
+    args = parse_args(argv, prog)
     if args.threads:
         torch.set_num_threads(args.threads)
     import mmseg_davpt  # noqa: F401  (registers our models)
