@@ -1,4 +1,5 @@
-"""Smoke tests of the benchmark suite (tools/benchmark.py, benchmarks/):
+"""Smoke tests of the benchmark suite (tools/benchmark.py,
+mmseg_davpt/benchmarks/):
 invariants of what it measures, never timings."""
 import json
 
@@ -6,8 +7,9 @@ import pytest
 import torch
 
 import mmseg_davpt  # noqa: F401
-from benchmarks import forward, infer
-from benchmarks.common import SavedTensorBytes, round_robin, tensor_bytes
+from mmseg_davpt.benchmarks import forward, infer
+from mmseg_davpt.benchmarks.common import (SavedTensorBytes, round_robin,
+                                           tensor_bytes)
 from tools.benchmark import main
 
 VPT_DEMO = 'configs/demo/vpt_setr_vit-tiny_shapes-64x64.py'
@@ -99,7 +101,8 @@ def test_train_cli_memory_invariants(tmp_path):
           '--modes', 'base', 'cp', 'amp', *FAST, '--json', str(js),
           '--markdown', str(md)])
     data = json.loads(js.read_text())
-    recs = {(r['config'], r['mode']): r for r in data['results']}
+    recs = {(r['config'], r['mode']): r
+            for r in data['tables'][0]['records']}
     assert len(recs) == 6 and recs[(VPT_DEMO, 'base')]['ratio'] == 1.0
     for cfg in (VPT_DEMO, DAVPT_DEMO):
         base, cp = recs[(cfg, 'base')], recs[(cfg, 'cp')]
@@ -116,13 +119,15 @@ def test_train_cli_memory_invariants(tmp_path):
     assert '| config | mode |' in md.read_text()
 
 
-def test_former_interface_is_train(tmp_path):
-    js = tmp_path / 'old.json'
-    main([VPT_DEMO, '--img-size', '32', '--batch', '2', *FAST,
+def test_guidance_off_twin_only_for_guided_configs(tmp_path):
+    js = tmp_path / 'twin.json'
+    main(['train', VPT_DEMO, '--img-size', '32', '--batch', '2', *FAST,
           '--guidance-off-twin', '--json', str(js)])
-    res = json.loads(js.read_text())['results']
-    assert [r['config'] for r in res] == [VPT_DEMO]
+    res = json.loads(js.read_text())['tables'][0]['records']
+    assert [r['config'] for r in res] == [VPT_DEMO]  # VPT has no guidance
     assert {'median_s', 'ratio', 'trainable', 'times_s'} <= set(res[0])
+    with pytest.raises(SystemExit):  # a subcommand is required
+        main([VPT_DEMO, '--img-size', '32'])
 
 
 def test_kmeans_cli(tmp_path):

@@ -1,4 +1,4 @@
-"""PEFT checkpoints (mmseg_davpt/peft.py, tools/export_peft.py, PEFT files in
+"""PEFT checkpoints (mmseg_davpt/peft/, tools/export_peft.py, PEFT files in
 tools/test.py) on the DA-VPT demo model with the converted demo ViT.
 
 Training is simulated in-process (prompts, heads, k/v biases, BN statistics
@@ -11,14 +11,13 @@ import os.path as osp
 import re
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 import torch
 
-from mmseg_davpt.peft import (base_fingerprint, init_base_weights,
-                              is_peft_checkpoint, is_peft_file, load_peft,
-                              peft_state_dict, save_peft)
+from mmseg_davpt.peft import (base_fingerprint, is_peft_checkpoint,
+                              is_peft_file, load_peft, peft_state_dict,
+                              save_peft)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DAVPT = osp.join(ROOT, 'configs/demo/davpt_setr_vit-tiny_shapes-64x64.py')
@@ -36,11 +35,9 @@ def demo_cfg(vit, config=DAVPT, **options):
 
 def build_demo_model(vit, config=DAVPT, **options):
     """The demo segmentor with the base ViT loaded, as training starts."""
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-    init_default_scope('mmseg')
-    model = MODELS.build(demo_cfg(vit, config, **options).model)
-    init_base_weights(model)
+    from mmseg_davpt.utils.model import build_model
+    model = build_model(demo_cfg(vit, config, **options))
+    model.init_weights()
     return model
 
 
@@ -265,7 +262,9 @@ def test_test_tool_config_for_peft_files(ckpts, demo_data, tmp_path):
     assert cfg.load_from is None  # the runner must not load it
     assert cfg.model.module.backbone.init_cfg.checkpoint == vit
     cfg = test.build_config(test.parse_args([DAVPT, full]))
-    assert cfg.load_from == full and cfg.model.backbone.init_cfg is None
+    # main() loads either kind strictly; the runner's non-strict load_from
+    # stays unused
+    assert cfg.load_from is None and cfg.model.backbone.init_cfg is None
     # a PEFT file without its base ViT stops before the runner is built
     with pytest.raises(FileNotFoundError,
                        match=r'base ViT .*none\.pth \(backbone init_cfg\) '
@@ -281,12 +280,12 @@ def test_test_tool_config_for_peft_files(ckpts, demo_data, tmp_path):
 def test_load_peft_into_tta_runner(ckpts, demo_data):
     from mmseg.registry import MODELS
 
-    from tools.test import load_peft_into_runner
+    from mmseg_davpt.apis import load_model_checkpoint
     _, peft, trained = ckpts
     data_root, vit = demo_data
     tta = MODELS.build(dict(type='SegTTAModel',
                             module=demo_cfg(vit).model))
-    load_peft_into_runner(SimpleNamespace(model=tta), peft)
+    load_model_checkpoint(tta, peft)  # as tools/test.py on runner.model
     inputs = model_input(tta.module, demo_image(data_root))
     assert torch.equal(logits(tta.module, inputs), logits(trained, inputs))
 

@@ -57,3 +57,55 @@ def test_killed_run_resumes_bit_identical(demo_data, tmp_path):
         for name in sa:
             assert torch.equal(torch.as_tensor(sa[name]),
                                torch.as_tensor(sb[name])), name
+
+
+# Checks before mmengine resumes (mmseg_davpt/apis/resume.py), on the tiny
+# segmentor of tests/_tiny.py with hand-made checkpoints.
+
+def _tiny(**backbone):
+    from mmengine.config import Config
+
+    import mmseg_davpt  # noqa: F401
+    from mmseg_davpt.utils.model import build_model
+    from tests._tiny import segmentor
+    return build_model(Config(dict(model=segmentor(**backbone))))
+
+
+def _training_checkpoint(model, path):
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable)
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(iter=6, epoch=0), message_hub={},
+                    optimizer=optimizer.state_dict()), path)
+    return len(trainable)
+
+
+def test_check_resume_checkpoint(tmp_path):
+    import pytest
+
+    from mmseg_davpt.apis import (CheckpointMismatchError,
+                                  check_resume_checkpoint)
+    model = _tiny()
+    path = str(tmp_path / 'iter_6.pth')
+    count = _training_checkpoint(model, path)
+    assert check_resume_checkpoint(model, path)['meta']['iter'] == 6
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'backbone\.prompts\.\{0-1\}: checkpoint '
+                       r'\(4, 64\), model \(6, 64\)'):
+        check_resume_checkpoint(_tiny(num_prompts=6), path)
+    # same keys and shapes, more trainable tensors (k and v biases)
+    kv = _tiny(tune_biases='kv')
+    with pytest.raises(CheckpointMismatchError,
+                       match=f'covers {count} tensors, but this model trains '
+                       f'{count + 6}'):
+        check_resume_checkpoint(kv, path)
+    weights = str(tmp_path / 'weights.pth')
+    torch.save(dict(state_dict=model.state_dict()), weights)
+    with pytest.raises(ValueError, match=r'holds no training state \(meta, '
+                       r'message_hub missing\)'):
+        check_resume_checkpoint(model, weights)
+    peft = str(tmp_path / 'peft.pth')
+    torch.save(dict(state_dict={}, meta=dict(peft=dict(
+        base_fingerprint='0' * 64))), peft)
+    with pytest.raises(ValueError, match='is a PEFT checkpoint'):
+        check_resume_checkpoint(model, peft)

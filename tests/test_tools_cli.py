@@ -12,6 +12,7 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DAVPT = osp.join(ROOT, 'configs/demo/davpt_setr_vit-tiny_shapes-64x64.py')
 VPT = osp.join(ROOT, 'configs/demo/vpt_setr_vit-tiny_shapes-64x64.py')
+CLS_DEMO = osp.join(ROOT, 'configs/demo/davpt_vit-tiny_cls-shapes-32x32.py')
 
 
 def data_options(data_root, vit):
@@ -33,7 +34,8 @@ def run_tool(*args, timeout=300):
 def train(work_dir, data, max_iters, *extra, config=DAVPT):
     return run_tool(
         'tools/train.py', config, '--work-dir', str(work_dir), *extra,
-        '--cfg-options', *data_options(*data), f'train_cfg.max_iters={max_iters}',
+        '--cfg-options', *data_options(*data),
+        f'train_cfg.max_iters={max_iters}',
         'train_cfg.val_interval=6', 'default_hooks.checkpoint.interval=3',
         'default_hooks.logger.interval=2', 'custom_hooks.0.interval=4'
         if config == DAVPT else 'randomness.seed=0')
@@ -202,7 +204,7 @@ def test_test_tta_out_and_show_dir_config(tmp_path):
     assert cfg.test_evaluator.keep_results is True
     assert cfg.default_hooks.visualization.draw is True
     assert cfg.visualizer.save_dir == str(tmp_path / 'vis')
-    assert cfg.load_from == str(ckpt)
+    assert cfg.load_from is None  # main() loads the checkpoint, strictly
 
 
 def test_test_tta_needs_tta_pipeline(tmp_path):
@@ -234,3 +236,189 @@ def test_empty_training_split_is_a_clear_error(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert 'the training split is empty' in proc.stderr
+
+
+def test_train_log_has_one_init_line_not_one_per_parameter(davpt_run):
+    """mmengine's ``init_weights`` dump (an entry per parameter, ~500 KB for
+    a ViT-L) is replaced by one summary line in the run's log file."""
+    import glob
+    work_dir, _ = davpt_run
+    logs = glob.glob(osp.join(str(work_dir), '*', '*.log'))
+    assert logs
+    text = open(sorted(logs)[0]).read()
+    assert len(re.findall(r'DAVPTEncoderDecoder\.init_weights: \d+ of \d+ '
+                          r'parameter tensors', text)) == 1
+    assert 'Name of parameter - Initialization information' not in text
+    assert 'Initialized by user-defined' not in text
+    assert 'The value is the same before and after' not in text
+    assert not re.search(r'^\S+ - torch\.Size\(', text, re.MULTILINE)
+
+
+# tools/test.py loads strictly: a checkpoint that does not fit the config
+# stops with the keys that differ (the runner's non-strict load_from left
+# them random and printed an mIoU).
+
+@pytest.fixture(scope='module')
+def cls_checkpoint(tmp_path_factory):
+    """A classification demo model's state dict, saved as a checkpoint."""
+    from mmseg_davpt.utils.config import load_config
+    from mmseg_davpt.utils.model import build_model
+    cfg = load_config(CLS_DEMO, {'model.backbone.init_cfg': None})
+    path = str(tmp_path_factory.mktemp('cls') / 'cls.pth')
+    torch.save(dict(state_dict=build_model(cfg).state_dict()), path)
+    return path
+
+
+def run_test_tool(config, checkpoint, data, tmp_path, *options):
+    from tools import test
+    test.main([config, checkpoint, '--work-dir', str(tmp_path),
+               '--cfg-options', *data_options(*data), *options])
+
+
+def test_test_tool_refuses_backbone_only_file(demo_data, tmp_path):
+    from mmseg_davpt.apis import CheckpointMismatchError
+    _, vit = demo_data
+    with pytest.raises(CheckpointMismatchError) as err:
+        run_test_tool(DAVPT, vit, demo_data, tmp_path)
+    msg = str(err.value)
+    assert f'{vit} does not match the model built from the config' in msg
+    assert 'looks like the weights of a backbone alone' in msg
+    # the ViT's keys lack the 'backbone.' prefix: all of the model's are
+    # missing, all of the file's unknown
+    assert re.search(r'missing from the checkpoint \(\d+ keys: '
+                     r'auxiliary_head \d+, backbone \d+, decode_head \d+', msg)
+    assert re.search(r'not in the model \(\d+ keys: cls_token 1, layers \d+, '
+                     r'ln1 2, patch_embed 2, pos_embed 1\): .*'
+                     r'layers\.\{0-3\}\.', msg)
+    # the command line stops non-zero with the same message
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', DAVPT, vit, '--work-dir',
+         str(tmp_path / 'cli')], cwd=ROOT, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode != 0 and 'CheckpointMismatchError' in proc.stderr
+    assert not re.search(r'mIoU: [0-9.]+', proc.stdout + proc.stderr)
+
+
+@pytest.mark.parametrize('option, expected', [
+    ('model.backbone.num_prompts=8',
+     r'backbone\.prompts\.\{0-2\}: checkpoint \(4, 96\), model \(8, 96\)'),
+    ('model.decode_head.num_classes=6',
+     r'decode_head\.conv_seg\.weight: checkpoint \(5, 32, 1, 1\), model '
+     r'\(6, 32, 1, 1\)'),
+])
+def test_test_tool_refuses_changed_settings(davpt_run, demo_data, tmp_path,
+                                            option, expected):
+    from mmseg_davpt.apis import CheckpointMismatchError
+    work_dir, _ = davpt_run
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'different shapes') as err:
+        run_test_tool(DAVPT, str(work_dir / 'iter_6.pth'), demo_data,
+                      tmp_path, option)
+    assert re.search(expected, str(err.value)), str(err.value)
+
+
+def test_test_tool_refuses_checkpoint_of_the_other_task(
+        davpt_run, demo_data, cls_checkpoint, tmp_path):
+    from mmseg_davpt.apis import CheckpointMismatchError
+    work_dir, _ = davpt_run
+    # a classification checkpoint with a segmentation config
+    with pytest.raises(CheckpointMismatchError) as err:
+        run_test_tool(DAVPT, cls_checkpoint, demo_data, tmp_path / 'seg')
+    msg = str(err.value)
+    assert re.search(r'missing from the checkpoint \(\d+ keys: '
+                     r'auxiliary_head \d+, decode_head \d+;', msg)
+    assert re.search(r'not in the model .*head\.fc\.weight', msg)
+    # a segmentation checkpoint with a classification (mmpretrain) config
+    from tools import test
+    with pytest.raises(CheckpointMismatchError) as err:
+        test.main([CLS_DEMO, str(work_dir / 'iter_6.pth'), '--work-dir',
+                   str(tmp_path / 'cls')])
+    assert re.search(r'not in the model \(\d+ keys: auxiliary_head \d+, '
+                     r'decode_head \d+\)', str(err.value))
+
+
+# Resuming: checked against the built model before mmengine resumes.
+
+def resume(config, checkpoint, data, work_dir, *options):
+    from tools import train
+    train.main([config, '--resume', checkpoint, '--work-dir', str(work_dir),
+                '--cfg-options', *data_options(*data), *options])
+
+
+def test_resume_from_peft_file_is_a_clear_error(davpt_run, demo_data,
+                                                tmp_path):
+    from tools.export_peft import main as export_peft
+    work_dir, _ = davpt_run
+    _, vit = demo_data
+    peft = str(tmp_path / 'peft.pth')
+    export_peft([DAVPT, str(work_dir / 'iter_6.pth'), peft, '--cfg-options',
+                 f'model.backbone.init_cfg.checkpoint={vit}'])
+    with pytest.raises(ValueError, match=r'--resume: .*peft\.pth is a PEFT '
+                       r'checkpoint .* cannot resume from it'):
+        resume(DAVPT, peft, demo_data, tmp_path / 'wd')
+    # weights without training state (here: the pretrained ViT)
+    with pytest.raises(ValueError, match=r'holds no training state '
+                       r'\(meta, state_dict, message_hub missing\)'):
+        resume(DAVPT, vit, demo_data, tmp_path / 'wd')
+
+
+@pytest.mark.parametrize('option, expected', [
+    ('model.backbone.num_prompts=8',
+     r'different shapes .*backbone\.prompts\.\{0-2\}: checkpoint \(4, 96\), '
+     r'model \(8, 96\)'),
+    ('model.backbone.tune_biases=kv',
+     r'optimizer state in .*iter_6\.pth covers \d+ tensors, but this model '
+     r'trains \d+'),
+])
+def test_resume_with_changed_settings_names_the_keys(davpt_run, demo_data,
+                                                     tmp_path, option,
+                                                     expected):
+    from mmseg_davpt.apis import CheckpointMismatchError
+    work_dir, _ = davpt_run
+    with pytest.raises(CheckpointMismatchError) as err:
+        resume(DAVPT, str(work_dir / 'iter_6.pth'), demo_data, tmp_path,
+               option)
+    assert str(err.value).startswith('--resume: ')
+    assert re.search(expected, str(err.value)), str(err.value)
+
+
+# A checkpoint path that holds no checkpoint: the error names the file and
+# what it is, wherever a checkpoint path is taken.
+
+def _not_a_checkpoint(tmp_path, kind):
+    path = tmp_path / f'{kind}.pth'
+    if kind == 'empty':
+        path.write_bytes(b'')
+    else:
+        path.write_text('{"note": "not a checkpoint"}\n')
+    expected = {'empty': r'the file is empty \(0 bytes\)',
+                'text': r'it is a text file \(\d+ bytes, starting '
+                        r"'\{\"note\": \"not a checkpoint\"\}'\)"}[kind]
+    return str(path), expected
+
+
+@pytest.mark.parametrize('kind', ['empty', 'text'])
+@pytest.mark.parametrize('tool', ['test', 'train --resume', 'export_peft',
+                                  'segment_image', 'apis'])
+def test_file_that_is_no_checkpoint_is_named(demo_data, tmp_path, kind,
+                                             tool):
+    from mmseg_davpt.utils.checkpoint_file import CheckpointFileError
+    data_root, vit = demo_data
+    path, expected = _not_a_checkpoint(tmp_path, kind)
+    image = osp.join(data_root, 'img_dir/val/0000.png')
+    with pytest.raises(CheckpointFileError,
+                       match=re.escape(path) + ' is not a readable '
+                       'checkpoint: ' + expected):
+        if tool == 'test':
+            run_test_tool(DAVPT, path, demo_data, tmp_path / 'wd')
+        elif tool == 'train --resume':
+            resume(VPT, path, demo_data, tmp_path / 'wd')
+        elif tool == 'export_peft':
+            from tools.export_peft import main
+            main([DAVPT, path, str(tmp_path / 'out.pth')])
+        elif tool == 'segment_image':
+            from tools.segment_image import main
+            main([DAVPT, path, image, '--out', str(tmp_path / 'x.png')])
+        else:
+            from mmseg_davpt.apis import init_davpt_model
+            init_davpt_model(DAVPT, path)

@@ -15,12 +15,10 @@ Examples::
 import argparse
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmseg_davpt.models.backbones.vit_checkpoint import (  # noqa: E402
     extract_vit_state_dict, npz_to_timm)

@@ -7,8 +7,8 @@ mmpretrain's) exactly as training would,
 but never calls ``init_weights``, so no pretrained checkpoint is needed.
 The backbone is split into its prompts, the pretrained weights that train
 (the ``tune_biases`` groups, or all of them with ``freeze_pretrained=False``)
-and the frozen rest; every head gets its own row. Compare with the paper's Table 2
-(13.6M VPT / DA-VPT, 13.7M DA-VPT+, 317.3M full fine-tuning); for the
+and the frozen rest; every head gets its own row. Compare with the paper's
+Table 2 (13.6M VPT / DA-VPT, 13.7M DA-VPT+, 317.3M full fine-tuning); for the
 ViT-B classification configs the ``backbone (all)`` trainable count is the
 prompt-tuning cost without the linear head.
 
@@ -20,17 +20,15 @@ Examples::
 """
 import argparse
 import json
-import os.path as osp
-import sys
 from collections import OrderedDict
 from typing import Dict
 
 import torch.nn as nn
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-import mmseg_davpt  # noqa: E402,F401  (registers PromptedVisionTransformer)
+import mmseg_davpt  # noqa: F401  (registers PromptedVisionTransformer)
+from mmseg_davpt.utils.config import load_config
+from mmseg_davpt.utils.model import build_model
 
 BACKBONE_GROUPS = ('backbone.prompts', 'backbone.tuned_pretrained',
                    'backbone.frozen')
@@ -103,20 +101,6 @@ def format_table(summary: dict) -> str:
     return '\n'.join(lines)
 
 
-def build_model(cfg: Config) -> nn.Module:
-    """The model of ``cfg`` (segmentor, or classifier for configs with
-    ``default_scope='mmpretrain'``), randomly initialised (no checkpoint
-    read)."""
-    if cfg.get('default_scope') == 'mmpretrain':
-        from mmpretrain.registry import MODELS
-        from mmpretrain.utils import register_all_modules
-    else:
-        from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    return MODELS.build(cfg.model)
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config', help='config file path')
@@ -131,9 +115,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     summary = summarise(count_params(build_model(cfg)))
     print(f'{args.config}\n{format_table(summary)}')
     if args.json:

@@ -10,9 +10,6 @@ export stops if the full checkpoint's frozen weights differ from them.
 """
 import argparse
 import os.path as osp
-import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
@@ -35,22 +32,16 @@ def _mb(num_bytes: int) -> str:
 def main(argv=None):
     args = parse_args(argv)
     import mmseg_davpt  # noqa: F401  (registers modules before building)
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import load_checkpoint
-    from mmseg.registry import MODELS
-
-    from mmseg_davpt.peft import (base_fingerprint, init_base_weights,
-                                  is_peft_file, save_peft)
-    for path, what in ((args.config, 'config'),
-                       (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'no {what} at {path}')
-    if is_peft_file(args.checkpoint):
+    from mmseg_davpt.apis import load_model_checkpoint
+    from mmseg_davpt.peft import base_fingerprint, is_peft_checkpoint, \
+        save_peft
+    from mmseg_davpt.utils.checkpoint_file import read_checkpoint
+    from mmseg_davpt.utils.config import load_config
+    from mmseg_davpt.utils.model import build_model
+    cfg = load_config(args.config, args.cfg_options)
+    full = read_checkpoint(args.checkpoint)
+    if is_peft_checkpoint(full):
         raise ValueError(f'{args.checkpoint} is already a PEFT checkpoint')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
     init_cfg = cfg.model.backbone.get('init_cfg') or {}
     base = init_cfg.get('checkpoint')
     if init_cfg.get('type') != 'Pretrained' or not base:
@@ -58,12 +49,10 @@ def main(argv=None):
             "the backbone's init_cfg must load the base ViT "
             "(type='Pretrained', checkpoint=PATH) so its fingerprint can be "
             f'recorded; got {init_cfg or None}')
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model = MODELS.build(cfg.model)
-    init_base_weights(model)  # the base ViT, as at the start of training
+    model = build_model(cfg)
+    model.init_weights()  # the base ViT, as at the start of training
     base_print = base_fingerprint(model)
-    full = load_checkpoint(model, args.checkpoint, map_location='cpu',
-                           strict=True)
+    load_model_checkpoint(model, full, source=args.checkpoint)
     # Training never changes frozen weights; if they differ, the checkpoint
     # was trained on another base and the PEFT file would be useless.
     if base_fingerprint(model) != base_print:

@@ -15,7 +15,6 @@ import os.path as osp
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
 CONFIG_DIR = osp.join(ROOT, 'configs', 'cls')
 
 VARIANTS = {

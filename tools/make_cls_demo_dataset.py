@@ -2,10 +2,6 @@
 """Generate a small classification dataset in the VTAB-1k or FGVC format
 (coloured shapes, one class per colour/shape) for the CPU demo and tests."""
 import argparse
-import os.path as osp
-import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_counts(text):

@@ -2,9 +2,6 @@
 """Generate the embedded demo dataset (MMSegmentation folder layout)."""
 import argparse
 import os.path as osp
-import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def main(argv=None):

@@ -35,12 +35,14 @@ def timm_vit_state_dict(embed_dims=96, depth=4, patch=8, img_size=64,
     for i in range(depth):
         p = f'blocks.{i}.'
         sd.update({
-            p + 'norm1.weight': torch.ones(D), p + 'norm1.bias': torch.zeros(D),
+            p + 'norm1.weight': torch.ones(D),
+            p + 'norm1.bias': torch.zeros(D),
             p + 'attn.qkv.weight': tn(3 * D, D),
             p + 'attn.qkv.bias': torch.zeros(3 * D),
             p + 'attn.proj.weight': tn(D, D), p + 'attn.proj.bias':
             torch.zeros(D),
-            p + 'norm2.weight': torch.ones(D), p + 'norm2.bias': torch.zeros(D),
+            p + 'norm2.weight': torch.ones(D),
+            p + 'norm2.bias': torch.zeros(D),
             p + 'mlp.fc1.weight': tn(H, D), p + 'mlp.fc1.bias': torch.zeros(H),
             p + 'mlp.fc2.weight': tn(D, H), p + 'mlp.fc2.bias': torch.zeros(D),
         })

@@ -12,9 +12,6 @@ CHECKPOINT may be a full checkpoint or a PEFT file (the config's backbone
 import argparse
 import os
 import os.path as osp
-import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):

@@ -10,14 +10,13 @@
 segmentation configs).
 CHECKPOINT is a full checkpoint (``tools/train.py``) or a PEFT file
 (``tools/export_peft.py``); the latter is put on top of the base ViT that the
-config's backbone ``init_cfg`` loads, after checking its fingerprint.
+config's backbone ``init_cfg`` loads, after checking its fingerprint. Either
+is loaded strictly (``mmseg_davpt.apis.load_model_checkpoint``): a checkpoint
+that does not fit the config stops with the keys that differ.
 """
 import argparse
 import os
 import os.path as osp
-import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
@@ -91,16 +90,17 @@ def build_config(args):
     cfg = load_run_config(args.config, args.launcher, args.cfg_options,
                           args.work_dir)
     from mmseg_davpt.peft import check_base_init_cfg, peft_record
+    # main() loads the checkpoint, strictly; the runner's own loading
+    # (load_from) is not strict and would leave missing or mismatched
+    # weights at their random init without a word.
+    cfg.load_from = None
     record = peft_record(args.checkpoint)
     if record is not None:
         # A PEFT file holds only the trained part: the base ViT comes from
-        # init_cfg, and main() loads the file after it. The runner must not
-        # load it (non-strict, it would leave a random ViT without a word).
+        # init_cfg (checked now, before the runner is built).
         check_base_init_cfg(cfg.model.backbone.get('init_cfg'),
                             args.checkpoint, record)
-        cfg.load_from = None
     else:
-        cfg.load_from = args.checkpoint
         # The trained checkpoint holds every weight: don't read the
         # pretrained ViT file again (it may not exist where the model is
         # evaluated).
@@ -119,32 +119,20 @@ def build_config(args):
     return cfg
 
 
-def load_peft_into_runner(runner, checkpoint):
-    """Base ViT (``init_weights`` through the backbone's ``init_cfg``), then
-    the PEFT file on top, into the segmentor inside any DDP / TTA wrapper."""
-    from mmengine.model import BaseTTAModel, is_model_wrapper
-
-    from mmseg_davpt.peft import load_peft
-    model = runner.model
-    if is_model_wrapper(model):
-        model = model.module
-    if isinstance(model, BaseTTAModel):
-        model = model.module
-    model.init_weights()
-    load_peft(model, checkpoint)
-
-
 def main(argv=None):
     args = parse_args(argv)
     import mmseg_davpt  # noqa: F401  (registers modules before building)
     from mmengine.runner import Runner
 
+    from mmseg_davpt.apis import load_model_checkpoint
     from mmseg_davpt.engine import init_cpu_distributed, shutdown_distributed
+    from mmseg_davpt.utils.checkpoint_file import read_checkpoint
     cfg = build_config(args)
+    # read first: a file that is no checkpoint stops before the runner
+    checkpoint = read_checkpoint(args.checkpoint)
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
-    if cfg.load_from is None:  # build_config found a PEFT file
-        load_peft_into_runner(runner, args.checkpoint)
+    load_model_checkpoint(runner.model, checkpoint, source=args.checkpoint)
     runner.test()
     del runner  # its DDP wrapper holds the process group
     shutdown_distributed()

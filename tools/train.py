@@ -8,14 +8,12 @@ mmpretrain's ``tools/train.py`` do (classification configs: ``configs/cls``).
 import argparse
 import os
 import os.path as osp
-import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description='Train a segmentor or classifier')
+    parser = argparse.ArgumentParser(
+        description='Train a segmentor or classifier')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='where logs and checkpoints go '
                         '(default: ./work_dirs/<config name>)')
@@ -89,6 +87,21 @@ def check_train_split(runner) -> None:
             f'ann_file={cfg.get("ann_file", "")!r}')
 
 
+def check_resume(runner) -> None:
+    """With ``--resume``, check the checkpoint against the built model
+    before mmengine resumes from it (its own failures do not name the
+    cause: see ``mmseg_davpt.apis.check_resume_checkpoint``)."""
+    from mmengine.runner import find_latest_checkpoint
+
+    from mmseg_davpt.apis import check_resume_checkpoint
+    cfg = runner.cfg
+    if not cfg.get('resume'):
+        return
+    path = cfg.get('load_from') or find_latest_checkpoint(runner.work_dir)
+    if path is not None:  # none yet: mmengine starts from scratch
+        check_resume_checkpoint(runner.model, path)
+
+
 def main(argv=None):
     args = parse_args(argv)
     import mmseg_davpt  # noqa: F401  (registers modules before building)
@@ -100,6 +113,7 @@ def main(argv=None):
     lock_work_dir(cfg.work_dir)  # one live run per work dir, until exit
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    check_resume(runner)
     check_train_split(runner)
     runner.train()
     del runner  # its DDP wrapper holds the process group

@@ -14,10 +14,7 @@ import argparse
 import os
 import os.path as osp
 import re
-import sys
 import textwrap
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def parse_args(argv=None):

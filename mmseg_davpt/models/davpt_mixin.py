@@ -62,3 +62,27 @@ class DAVPTMixin:
     def class_mapping_initialized(self) -> bool:
         return self.metric_guidance is not None and \
             self.metric_guidance.mapping.initialized
+
+    # ------------------------------------------------------------------
+    # init_weights log: one summary line instead of mmengine's dump of
+    # every parameter (added by the checkpoint/tools work, issue 11.6)
+    # ------------------------------------------------------------------
+    def _dump_init_info(self) -> None:
+        """Log one line for ``init_weights`` instead of mmengine's entry per
+        parameter (``BaseModule._dump_init_info``: ~500 KB for a ViT-L,
+        written into the run's log file or onto the console)."""
+        from mmengine.dist import is_main_process
+        from mmengine.logging import print_log
+        if not is_main_process():
+            return
+        info = getattr(self, '_params_init_info', {})
+        params = list(self.parameters())
+        unchanged = sum(
+            1 for p in params
+            if 'same before and after' in info.get(p, {}).get('init_info', ''))
+        print_log(
+            f'{type(self).__name__}.init_weights: {len(params) - unchanged} '
+            f'of {len(params)} parameter tensors '
+            f'({sum(p.numel() for p in params) / 1e6:.2f}M values) set, '
+            f'{unchanged} kept their constructor values (per-parameter '
+            'details not logged)', logger='current')

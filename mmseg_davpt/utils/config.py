@@ -1,18 +1,44 @@
-"""Config loading shared by the command-line tools."""
+"""The one config loader of the package and its command-line tools."""
+import copy
 import os.path as osp
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Union
+
+from mmengine.config import Config
+
+
+def load_config(config: Union[str, Path, Config],
+                cfg_options: Optional[dict] = None) -> Config:
+    """A config file (or a copy of a ``Config``) with ``--cfg-options``
+    merged in.
+
+    Raises:
+        FileNotFoundError: no file at ``config``.
+        TypeError: ``config`` is neither a path nor a ``Config``.
+    """
+    if isinstance(config, (str, Path)):
+        if not osp.isfile(str(config)):
+            raise FileNotFoundError(f'no config at {config}')
+        config = Config.fromfile(str(config))
+    elif isinstance(config, Config):
+        config = copy.deepcopy(config)  # leave the caller's config as is
+    else:
+        raise TypeError(f'config must be a path or a Config, got '
+                        f'{type(config).__name__}')
+    if cfg_options:
+        config.merge_from_dict(cfg_options)
+    return config
 
 
 def load_run_config(path: str, launcher: str = 'none',
                     cfg_options: Optional[dict] = None,
-                    work_dir: Optional[str] = None):
-    """Read ``path``, apply ``--cfg-options``, and set the launcher and work
-    dir (default ``./work_dirs/<config name>``), as MMSegmentation's tools
-    do."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
+                    work_dir: Optional[str] = None) -> Config:
+    """``load_config`` plus what a Runner needs: the launcher and the work
+    dir (``work_dir``, else the config's, else
+    ``./work_dirs/<config name>``, as MMSegmentation's tools do)."""
+    cfg = load_config(path)
     cfg.launcher = launcher
-    if cfg_options:
+    if cfg_options:  # after the launcher, so they can override it
         cfg.merge_from_dict(cfg_options)
     if work_dir:
         cfg.work_dir = work_dir

@@ -13,18 +13,13 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from ..utils.model import unwrap_model
+
 UNASSIGNED_LABEL = 'unassigned'
 
 
-def _segmentor(model: nn.Module) -> nn.Module:
-    from mmengine.model import is_model_wrapper
-    while is_model_wrapper(model):
-        model = model.module
-    return model
-
-
 def _backbone(model: nn.Module) -> nn.Module:
-    model = _segmentor(model)
+    model = unwrap_model(model)
     backbone = getattr(model, 'backbone', model)
     if not hasattr(backbone, 'forward_with_taps'):
         raise TypeError('prompt attention maps need a prompted backbone '
@@ -62,7 +57,7 @@ def prepare_image(model: nn.Module, img_bgr) -> torch.Tensor:
     model's data preprocessor, as the test pipeline would."""
     import mmcv
     from mmseg.structures import SegDataSample
-    model = _segmentor(model)
+    model = unwrap_model(model)
     height, width = _backbone(model).img_size
     img = mmcv.imresize(img_bgr, (width, height), interpolation='bilinear')
     tensor = torch.from_numpy(img.copy()).permute(2, 0, 1).contiguous()
@@ -135,7 +130,7 @@ def prompt_class_names(model: nn.Module,
     ...]`` (empty lists for unassigned prompts; all empty without metric
     guidance). ``class_names`` default to ``model.dataset_meta['classes']``,
     else ``'class <id>'``."""
-    model = _segmentor(model)
+    model = unwrap_model(model)
     guidance = getattr(model, 'metric_guidance', None)
     if guidance is None:
         return [[] for _ in range(_backbone(model).num_guided_prompts)]
@@ -166,7 +161,7 @@ def token_labels(model: nn.Module, layer: int, num_rows: int,
     layer = check_layers(model, [layer])[0]
     num_prefix = 1 if backbone.with_cls_token else 0
     guided = layer in backbone.guided_layers and \
-        getattr(_segmentor(model), 'metric_guidance', None) is not None
+        getattr(unwrap_model(model), 'metric_guidance', None) is not None
     per_prompt = prompt_class_names(model, class_names) if guided else None
     rows = []
     for row in range(num_rows):

@@ -18,8 +18,6 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(
-    0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 # Pairs of splits that must not share images.
 DISJOINT = dict(vtab=[('train800', 'val200'), ('train800val200', 'test')],

@@ -1,5 +1,5 @@
 # DA-VPT metric guidance for segmentation with the paper's settings
-# (METHOD.md sections 2-3, paper App. A.2). Top-level configs plug these in:
+# (docs/method.md sec. 2-3, paper App. A.2). Top-level configs plug these in:
 #   model = dict(type='DAVPTEncoderDecoder',
 #                metric_guidance=_base_.davpt_metric_guidance)
 #   custom_hooks = [dict(_base_.davpt_mapping_hook, interval=...)]

@@ -6,6 +6,7 @@ from mmengine.logging import MMLogger, print_log
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
+from ...utils.model import unwrap_model
 from ...utils.registry import also_in_mmpretrain
 
 
@@ -31,7 +32,7 @@ class TrainableParamsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
-        module = model.module if hasattr(model, 'module') else model
+        module = unwrap_model(model)
         trainable = [p for p in module.parameters() if p.requires_grad]
         if not trainable:
             raise ValueError('the model has no trainable parameters; check '

@@ -1,4 +1,4 @@
-# DA-VPT metric guidance for classification (METHOD.md sections 2-3 and 5).
+# DA-VPT metric guidance for classification (docs/method.md sections 2-3, 5).
 # The variants plug these variables in (mmengine refuses a key defined in two
 # sibling _base_ files, so they are not `model` / `custom_hooks` here).
 davpt_cls_guidance = dict(

@@ -9,9 +9,10 @@ scaled to the crop (``stride = 2/3 crop``, as 341/512).
 import os.path as osp
 
 import torch
+from mmengine.config import DictAction
 
-from .common import Report, median, round_robin
-from .train import DEFAULT_CONFIGS, autocast, build, load_config
+from .common import (DEFAULT_CONFIGS, Report, autocast, benchmark_config,
+                     build, median, round_robin)
 
 
 def synthetic_images(batch, height, width, device, seed=0):
@@ -43,7 +44,7 @@ def run(args) -> Report:
     report = Report('infer', vars(args), args.device)
     models = {}
     for path in configs:
-        cfg = load_config(path, args.img_size, args.cfg_options)
+        cfg = benchmark_config(path, args.img_size, args.cfg_options)
         if cfg.model.test_cfg.get('mode') != 'slide':
             raise ValueError(f'{path}: test_cfg.mode is '
                              f'{cfg.model.test_cfg.get("mode")!r}, not slide')
@@ -95,5 +96,5 @@ def add_arguments(parser) -> None:
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--modes', nargs='+', default=['base'],
                         choices=['base', 'amp'])
-    parser.add_argument('--cfg-options', nargs='+', default=[],
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='key=value overrides applied to every config')

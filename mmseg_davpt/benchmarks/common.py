@@ -1,4 +1,6 @@
-"""Shared helpers: round-robin timing, saved-tensor memory, reports."""
+"""Shared helpers: benchmark models, round-robin timing, saved-tensor
+memory, reports."""
+import contextlib
 import json
 import os
 import platform
@@ -10,6 +12,52 @@ import weakref
 from typing import Callable, Dict, Iterable, List, Optional
 
 import torch
+
+DEFAULT_CONFIGS = [
+    f'configs/{n}_setr_ade20k.py' for n in ('vpt', 'davpt', 'davpt_plus',
+                                            'full')
+]
+
+
+# ------------------------------------------------------------------ models
+def benchmark_config(path: str, img_size: int,
+                     cfg_options: Optional[dict] = None):
+    """The config at ``path`` with random init (nothing is downloaded) and
+    ``img_size`` crops for training and slide inference; ``cfg_options``
+    (``--cfg-options``) are applied last."""
+    from ..utils.config import load_config
+    cfg = load_config(path)
+    model = cfg.model
+    model.backbone.init_cfg = None  # random weights: timing only
+    model.backbone.img_size = (img_size, img_size)
+    model.data_preprocessor.size = (img_size, img_size)
+    if model.test_cfg.get('mode') == 'slide':
+        model.test_cfg.crop_size = (img_size, img_size)
+        model.test_cfg.stride = (img_size * 2 // 3, img_size * 2 // 3)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def build(cfg, device: str):
+    """``(model, optim_wrapper)`` of ``cfg`` in train mode on ``device``."""
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.optim import build_optim_wrapper
+
+    from ..utils.model import build_model
+    model = revert_sync_batchnorm(build_model(cfg)).to(device)
+    model.init_weights()
+    model.train()
+    return model, build_optim_wrapper(model, cfg.optim_wrapper)
+
+
+def autocast(device: str, enabled: bool):
+    """bf16 autocast on CPU, fp16 on CUDA; a no-op context when disabled."""
+    if not enabled:
+        return contextlib.nullcontext()
+    kind = 'cuda' if str(device).startswith('cuda') else 'cpu'
+    dtype = torch.float16 if kind == 'cuda' else torch.bfloat16
+    return torch.autocast(kind, dtype=dtype)
 
 
 # ------------------------------------------------------------------ timing

@@ -4,9 +4,8 @@ MMSegmentation's ``init_model`` / ``inference_model`` and ``MMSegInferencer``
 work with our configs and *full* checkpoints as they are. Given a PEFT file
 they would load the few trained tensors (non-strict) and leave the ViT
 random, so use ``init_davpt_model`` / ``DAVPTInferencer`` here: they accept
-both kinds and build a PEFT model on its base ViT first.
+both kinds (``build_model_from_checkpoint``).
 """
-import copy
 import os.path as osp
 from pathlib import Path
 from typing import Optional, Union
@@ -16,8 +15,8 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmseg.apis import MMSegInferencer
 
-from .peft import (check_base_init_cfg, init_base_weights,
-                   is_peft_checkpoint, load_peft)
+from ..utils.config import load_config
+from .checkpoint import build_model_from_checkpoint
 
 
 def read_image(path: str) -> np.ndarray:
@@ -57,72 +56,6 @@ def config_dataset_meta(cfg: Config) -> Optional[dict]:
     return dict(classes=tuple(classes), palette=[list(p) for p in palette])
 
 
-def _load_config(config: Union[str, Path, Config],
-                 cfg_options: Optional[dict]) -> Config:
-    # (importing this module has registered our modules already, so configs
-    # without custom_imports build too)
-    if isinstance(config, (str, Path)):
-        if not osp.isfile(str(config)):
-            raise FileNotFoundError(f'no config at {config}')
-        config = Config.fromfile(str(config))
-    elif not isinstance(config, Config):
-        raise TypeError(f'config must be a path or a Config, got '
-                        f'{type(config).__name__}')
-    else:
-        config = copy.deepcopy(config)
-    if cfg_options:
-        config.merge_from_dict(cfg_options)
-    return config
-
-
-def build_from_checkpoint(cfg: Config, checkpoint: dict,
-                          source: str = 'checkpoint') -> nn.Module:
-    """Build ``cfg.model`` and load a full or PEFT checkpoint dict into it.
-
-    Full: the backbone's ``init_cfg`` is dropped (every weight comes from the
-    checkpoint; the pretrained file need not exist) and loading is strict.
-    PEFT: the base ViT is loaded through ``init_cfg`` (``init_weights``),
-    then ``load_peft`` checks it against the recorded fingerprint.
-    Sets ``model.dataset_meta`` (checkpoint meta, else the config's dataset)
-    and ``model.cfg``. The model stays on the CPU in train mode.
-    """
-    from mmengine.registry import init_default_scope
-    from mmengine.runner.checkpoint import _load_checkpoint_to_model
-    from mmseg.registry import MODELS
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model_cfg = copy.deepcopy(cfg.model)  # leave the caller's config as is
-    model_cfg.pop('pretrained', None)
-    model_cfg.train_cfg = None
-    peft = is_peft_checkpoint(checkpoint)
-    if peft:
-        check_base_init_cfg(model_cfg.backbone.get('init_cfg'), source,
-                            checkpoint['meta']['peft'])
-    else:
-        model_cfg.backbone.init_cfg = None
-    model = MODELS.build(model_cfg)
-    if peft:
-        init_base_weights(model)
-        load_peft(model, checkpoint, source=source)
-    else:
-        _load_checkpoint_to_model(model, checkpoint, strict=True)
-    meta = checkpoint.get('meta') or {}
-    dataset_meta = meta.get('dataset_meta')
-    if dataset_meta and dataset_meta.get('classes') is not None:
-        model.dataset_meta = dict(classes=dataset_meta['classes'],
-                                  palette=dataset_meta.get('palette'))
-    else:
-        model.dataset_meta = config_dataset_meta(cfg)
-    model.cfg = cfg
-    return model
-
-
-def _read_checkpoint(checkpoint: str) -> dict:
-    from mmengine.runner.checkpoint import _load_checkpoint
-    if '://' not in checkpoint and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'no checkpoint at {checkpoint}')
-    return _load_checkpoint(checkpoint, map_location='cpu')
-
-
 def init_davpt_model(config: Union[str, Path, Config],
                      checkpoint: str,
                      device: str = 'cpu',
@@ -141,9 +74,8 @@ def init_davpt_model(config: Union[str, Path, Config],
         ``mmseg.apis.inference_model(model, img)`` and
         ``show_result_pyplot`` work on it.
     """
-    cfg = _load_config(config, cfg_options)
-    model = build_from_checkpoint(cfg, _read_checkpoint(checkpoint),
-                                  checkpoint)
+    cfg = load_config(config, cfg_options)
+    model = build_model_from_checkpoint(cfg, checkpoint)
     if str(device) == 'cpu':
         from mmengine.model import revert_sync_batchnorm
         model = revert_sync_batchnorm(model)
@@ -157,5 +89,5 @@ class DAVPTInferencer(MMSegInferencer):
     def _init_model(self, cfg, weights, device='cpu'):
         if weights is None:
             return super()._init_model(cfg, weights, device)
-        model = build_from_checkpoint(cfg, _read_checkpoint(weights), weights)
+        model = build_model_from_checkpoint(cfg, weights)
         return model.to(device).eval()

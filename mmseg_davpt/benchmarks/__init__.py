@@ -1,4 +1,4 @@
-"""Benchmark suite behind ``tools/benchmark.py``.
+"""Benchmark suite behind ``tools/benchmark.py`` (``cli``).
 
 One module per subcommand (``forward``, ``train``, ``kmeans``, ``infer``),
 shared timing / memory / report helpers in ``common``. Every benchmark runs

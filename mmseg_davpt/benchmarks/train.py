@@ -24,7 +24,6 @@ Memory per variant (one extra step each, not timed):
   runtime (peak over three steps, measured from after the build).
 """
 import argparse
-import contextlib
 import copy
 import json
 import os.path as osp
@@ -32,36 +31,15 @@ import subprocess
 import sys
 
 import torch
+from mmengine.config import DictAction
 
-from .common import (Report, SavedTensorBytes, current_rss_bytes, median,
+from .common import (DEFAULT_CONFIGS, Report, SavedTensorBytes, autocast,
+                     benchmark_config, build, current_rss_bytes, median,
                      optimizer_state_tensors, paired_ratio,
                      peak_rss_since_reset, reset_peak_rss, round_robin,
                      tensor_bytes)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEFAULT_CONFIGS = [
-    f'configs/{n}_setr_ade20k.py' for n in ('vpt', 'davpt', 'davpt_plus',
-                                            'full')
-]
 MODES = ('base', 'cp', 'amp')
-
-
-def load_config(path, img_size, options):
-    """Config with random init and ``img_size`` crops (train and slide)."""
-    from mmengine.config import Config, DictAction
-    cfg = Config.fromfile(path)
-    model = cfg.model
-    model.backbone.init_cfg = None  # random weights: timing only
-    model.backbone.img_size = (img_size, img_size)
-    model.data_preprocessor.size = (img_size, img_size)
-    if model.test_cfg.get('mode') == 'slide':
-        model.test_cfg.crop_size = (img_size, img_size)
-        model.test_cfg.stride = (img_size * 2 // 3, img_size * 2 // 3)
-    if options:
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction)
-        cfg.merge_from_dict(parser.parse_args(['--o', *options]).o)
-    return cfg
 
 
 def synthetic_batch(batch, img_size, num_classes, device, seed=0):
@@ -85,30 +63,10 @@ def synthetic_batch(batch, img_size, num_classes, device, seed=0):
     return inputs.to(device), samples
 
 
-def build(cfg, device):
-    """``(model, optim_wrapper)`` in train mode."""
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.optim import build_optim_wrapper
-    from mmseg.registry import MODELS
-    model = revert_sync_batchnorm(MODELS.build(cfg.model)).to(device)
-    model.init_weights()
-    model.train()
-    return model, build_optim_wrapper(model, cfg.optim_wrapper)
-
-
 def set_checkpointing(model, enabled: bool) -> None:
     model.backbone.with_cp = enabled
     for layer in model.backbone.layers:
         layer.with_cp = enabled
-
-
-def autocast(device: str, enabled: bool):
-    """bf16 autocast on CPU, fp16 on CUDA; a no-op context when disabled."""
-    if not enabled:
-        return contextlib.nullcontext()
-    kind = 'cuda' if str(device).startswith('cuda') else 'cpu'
-    dtype = torch.float16 if kind == 'cuda' else torch.bfloat16
-    return torch.autocast(kind, dtype=dtype)
 
 
 def prepare(cfg, args):
@@ -221,11 +179,8 @@ def rss_child(args) -> dict:
     """
     import gc
 
-    import mmseg_davpt  # noqa: F401
-    from mmseg.utils import register_all_modules
-    register_all_modules()
     path, mode = args.rss_child.rsplit(':', 1)
-    cfg = load_config(path, args.img_size, args.cfg_options)
+    cfg = benchmark_config(path, args.img_size, args.cfg_options)
     run = prepare(cfg, args)
     gc.collect()
     built = current_rss_bytes()
@@ -237,15 +192,16 @@ def rss_child(args) -> dict:
 
 
 def rss_in_subprocess(path, mode, args) -> dict:
-    cmd = [sys.executable, osp.join(ROOT, 'tools', 'benchmark.py'), 'train',
-           path, '--img-size', str(args.img_size), '--batch',
-           str(args.batch), '--device', args.device, '--rss-child',
-           f'{path}:{mode}']
+    cmd = [sys.executable, '-m', 'mmseg_davpt.benchmarks', 'train', path,
+           '--img-size', str(args.img_size), '--batch', str(args.batch),
+           '--device', args.device, '--rss-child', f'{path}:{mode}']
     if args.threads:
         cmd += ['--threads', str(args.threads)]
     if args.cfg_options:
-        cmd += ['--cfg-options', *args.cfg_options]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        cmd += ['--cfg-options',
+                *(f'{k}={v}' for k, v in args.cfg_options.items())]
+    # same working directory: config paths are relative to it
+    out = subprocess.run(cmd, capture_output=True, text=True)
     for line in out.stdout.splitlines()[::-1]:
         if line.startswith('RSS '):
             return json.loads(line[4:])
@@ -267,7 +223,7 @@ def run(args) -> Report:
         raise ValueError(f'unknown --modes {bad}; choose from {MODES}')
     variants = []
     for path in configs:
-        cfg = load_config(path, args.img_size, args.cfg_options)
+        cfg = benchmark_config(path, args.img_size, args.cfg_options)
         if args.guidance_off_twin and cfg.model.get('metric_guidance'):
             twin = copy.deepcopy(cfg)
             twin.model.metric_guidance = None
@@ -327,8 +283,6 @@ def run(args) -> Report:
         f'training step, {args.img_size}x{args.img_size}, batch '
         f'{args.batch}, {args.device}, median of {args.repeats} (ratios vs '
         f'{osp.basename(first[0])} {first[1]})', columns, rows, records)
-    # backwards-compatible flat list (the pre-suite JSON had ``results``)
-    report.data['results'] = records
     return report
 
 
@@ -341,7 +295,7 @@ def add_arguments(parser) -> None:
     parser.add_argument('--modes', nargs='+', default=['base'],
                         help=f'any of {MODES}: fp32, gradient checkpointing, '
                         'mixed precision')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='key=value overrides applied to every config')
     parser.add_argument(
         '--guidance-off-twin', action='store_true',
