@@ -1,5 +1,5 @@
-"""DA-VPT's classification optimizer as a recipe config states it (paper
-App. A.3): AdamW with no decay for biases and 1-D tensors, ``WD_HEAD`` for
+"""DA-VPT's classification optimizer as a recipe config states it (AdamW,
+paper App. A.2) with no decay for biases and 1-D tensors, ``WD_HEAD`` for
 the classifier weight, ``WD`` for prompts and the [CLS] token, and gradient
 values clipped to +-10; frozen tensors never reach the optimizer."""
 import os.path as osp

@@ -1,6 +1,6 @@
 """WarmupCosineLR: linear warm-up inside one cosine that spans the whole run
 (warm-up included), stepped per iteration, as DA-VPT's classification
-recipes train (paper App. A.3)."""
+recipes train (paper App. A.2)."""
 import argparse
 import math
 
@@ -89,6 +89,24 @@ def test_every_iteration_matches_the_formula_and_groups_keep_their_ratio():
         assert body_w == body_b == pytest.approx(expected_lr(k), rel=1e-12)
         assert head_w == head_b == pytest.approx(0.1 * expected_lr(k),
                                                  rel=1e-12)
+
+
+def test_resumed_from_state_dicts_continues_the_same_schedule():
+    """As a resumed run: fresh optimizer and scheduler (which set step 0),
+    then the saved optimizer and scheduler states."""
+    wrapper = two_group_optim_wrapper()
+    scheduler = build_scheduler(wrapper)
+    lrs_per_iteration(wrapper, scheduler, 5)
+    saved = wrapper.state_dict(), scheduler.state_dict()
+
+    resumed_wrapper = two_group_optim_wrapper()
+    resumed = build_scheduler(resumed_wrapper)
+    resumed_wrapper.load_state_dict(saved[0])
+    resumed.load_state_dict(saved[1])
+    seen = lrs_per_iteration(resumed_wrapper, resumed, 9)
+    for k, lrs in enumerate(seen, start=5):
+        assert lrs[0] == pytest.approx(expected_lr(k), rel=1e-12), k
+        assert lrs[2] == pytest.approx(0.1 * expected_lr(k), rel=1e-12), k
 
 
 def test_registered_for_classification_scope():

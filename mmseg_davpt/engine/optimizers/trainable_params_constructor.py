@@ -35,9 +35,9 @@ class TrainableParamsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     a ``decay_mult``, so a rate can be set where the optimizer's is 0. As in
     mmengine, the first (longest) key contained in a parameter's name decides
     its group and overrides ``flat_decay_mult``: name the tensor exactly.
-    DA-VPT's recipes (paper App. A.3): no decay for biases and other 1-D
-    tensors, ``WD_HEAD`` for the classifier weight, ``WD`` for the rest
-    (prompts, [CLS] token)::
+    DA-VPT's per-task recipes (AdamW, paper App. A.2): no decay for biases
+    and other 1-D tensors, ``WD_HEAD`` for the classifier weight, ``WD`` for
+    the rest (prompts, [CLS] token)::
 
         optim_wrapper = dict(
             type='OptimWrapper',

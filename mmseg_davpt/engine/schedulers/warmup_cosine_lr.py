@@ -1,5 +1,6 @@
 """Linear warm-up inside one cosine decay: DA-VPT's classification schedule
-(paper App. A.3; ``docs/method.md``).
+(paper App. A.2: 10 warm-up epochs, cosine decay to 1e-8, stepped every
+iteration in the per-task recipes).
 
 The cosine spans the whole run, warm-up included: after warm-up the
 learning rate is the value the cosine started at step 0 would have reached,
