@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 import mmseg_davpt  # noqa: F401  (registers the constructor)
 
@@ -23,6 +23,14 @@ LR = 1e-2
 # embedding's bias.
 EXTRA_TRAINABLE = ('backbone.cls_token', 'backbone.ln1.weight',
                    'backbone.ln1.bias', 'backbone.patch_embed.projection.bias')
+
+
+@pytest.fixture(autouse=True)
+def classification_scope():
+    """Build in mmpretrain's scope, as a classification config does, without
+    leaving it as the default for later tests."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
 
 
 def recipe_optim_wrapper(wd, wd_head):
@@ -43,7 +51,6 @@ def demo_classifier():
     cfg = Config.fromfile(DEMO)
     cfg.model.backbone.init_cfg = None
     cfg.model.backbone.tune_biases = 'kv'
-    init_default_scope('mmpretrain')
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     params = dict(model.named_parameters())
