@@ -1,12 +1,14 @@
 from .backbones import PromptedVisionTransformer
 from .guidance import (ClassPromptMapping, ClsMetricGuidance,
                        SegMetricGuidance)
-from .losses import proxy_anchor_loss
+from .losses import (ProxyAnchorLoss, ProxyNCALoss, ProxyTripletLoss,
+                     proxy_anchor_loss)
 from .segmentors import DAVPTEncoderDecoder
 
 __all__ = [
     'PromptedVisionTransformer', 'ClassPromptMapping', 'ClsMetricGuidance',
-    'SegMetricGuidance', 'DAVPTEncoderDecoder', 'proxy_anchor_loss'
+    'SegMetricGuidance', 'DAVPTEncoderDecoder', 'ProxyAnchorLoss',
+    'ProxyNCALoss', 'ProxyTripletLoss', 'proxy_anchor_loss'
 ]
 
 try:  # classification needs mmpretrain; segmentation does not
