@@ -1,6 +1,5 @@
 """Hook that decides when DA-VPT's class -> prompt mapping is built and
 refreshed (paper Sec. 3.4); what happens is the model's business."""
-import copy
 import json
 import os.path as osp
 import warnings
@@ -130,21 +129,21 @@ class ClassPromptMappingHook(Hook):
     @staticmethod
     def _epoch_loader(runner):
         """One shuffled epoch of the training set, sharded over ranks, built
-        by the runner from the training dataloader config (same dataset,
-        batch size, workers, collate function, worker seeding) with a
-        ``DefaultSampler``.
+        by the runner from the training dataloader config (dataset, batch
+        size, workers, collate function, worker seeding as in training)
+        with a ``DefaultSampler(shuffle=True)`` in place of its sampler.
 
         A loader of its own: mmengine's ``InfiniteSampler`` keeps one
         generator for the whole run, so iterating ``runner.train_dataloader``
-        here would consume the stream the training loop reads from.
+        here would consume the stream the training loop reads from. The
+        dataset is built anew from its config (``build_dataloader`` deep-copies
+        what it is given, and a built dataset may hold file handles).
         """
         cfg = runner.cfg.get('train_dataloader')
         if cfg is None:
             raise ValueError('ClassPromptMappingHook builds its pass from the '
                              'runner config: train_dataloader is missing')
-        cfg = copy.deepcopy(dict(cfg))
-        cfg['dataset'] = runner.train_dataloader.dataset
-        cfg['sampler'] = dict(type='DefaultSampler', shuffle=True)
+        cfg = dict(cfg, sampler=dict(type='DefaultSampler', shuffle=True))
         randomness = runner.cfg.get('randomness') or {}
         return runner.build_dataloader(
             cfg, seed=runner.seed,

@@ -85,8 +85,9 @@ class ProxyLossBase(nn.Module):
         upper = max(1.0, self.similarity_scale)
         if not 0 <= margin <= upper:
             raise ValueError(
-                f'{type(self).__name__}: margin must lie in [0, {upper:g}] '
-                f'(similarities are scaled cosines), got margin={margin}')
+                f'{type(self).__name__}: margin={margin} is outside '
+                f'[0, {upper:g}], the range of the (scaled) cosine '
+                'similarities it offsets')
         return float(margin)
 
     def loss(self, embeddings: torch.Tensor, labels: torch.Tensor,
