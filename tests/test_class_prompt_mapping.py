@@ -8,6 +8,7 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 
 from mmseg_davpt.models import ClassPromptMapping
+from mmseg_davpt.models.guidance import NO_CLASS, NO_PROMPT
 
 
 def clustered_features(groups, dim=8, per_class=5, noise=0.01, seed=0):
@@ -96,16 +97,115 @@ def test_classes_never_seen_stay_unassigned():
     assert m.class_to_prompt[2:].tolist() == [-1, -1]
 
 
-def test_transform_is_applied_to_class_means():
+def test_assign_clusters_the_embedded_means_it_is_given():
     m = ClassPromptMapping(num_classes=4, num_prompts=2, embed_dims=8)
-    # raw features all look alike; the transform separates classes {0,1}
+    # raw features all look alike; the embedding separates classes {0,1}
     # from {2,3} by the sign of their first coordinate.
     feats = torch.ones(8, 8)
     feats[:4, 0] = -1.
     labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
     m.accumulate(feats, labels)
-    m.refresh(lambda x: x[:, :1])
+    seen, means = m.class_means()
+    assert seen.tolist() == [0, 1, 2, 3]
+    assert torch.equal(means, feats[::2])
+    m.assign(seen, means[:, :1])
     assert partition(m) == [[0, 1], [2, 3]]
+
+
+def test_partial_refresh_never_hands_out_a_held_prompt():
+    # fewer classes than prompts; the second refresh sees only classes 0, 2:
+    # class 1 keeps prompt 1, so no seen class may be given prompt 1
+    m = ClassPromptMapping(num_classes=3, num_prompts=5, embed_dims=4)
+    m.accumulate(torch.eye(4)[:3], torch.tensor([0, 1, 2]))
+    m.refresh()
+    assert m.class_to_prompt.tolist() == [0, 1, 2]
+    m.accumulate(torch.eye(4)[[0, 2]], torch.tensor([0, 2]))
+    stats = m.refresh()
+    assert m.class_to_prompt.tolist() == [0, 1, 2]
+    assert stats['changed'] == 0 and stats['unassigned_prompts'] == 2
+
+
+def test_partial_refresh_of_a_class_that_lost_its_prompt_takes_a_free_one():
+    m = ClassPromptMapping(num_classes=3, num_prompts=4, embed_dims=4)
+    m.class_to_prompt.copy_(torch.tensor([1, 1, NO_PROMPT]))
+    m.num_refreshes.fill_(1)
+    # classes 0 and 2 seen; class 1 (unseen) holds prompt 1
+    m.accumulate(torch.eye(4)[[0, 2]], torch.tensor([0, 2]))
+    m.refresh()
+    mapping = m.class_to_prompt.tolist()
+    assert mapping[1] == 1
+    assert len(set(mapping)) == 3  # three classes, three prompts
+
+
+def _shares_while_free(mapping, num_prompts):
+    held = [p for p in mapping if p != NO_PROMPT]
+    return len(set(held)) < num_prompts and len(set(held)) < len(held)
+
+
+@pytest.mark.parametrize('seed', range(12))
+def test_refresh_sequences_keep_the_mapping_invariants(seed):
+    """Property check over random refresh sequences: seen classes get a
+    prompt, unseen ones keep theirs, never-seen ones have none, and two
+    classes never share a prompt while a prompt is free."""
+    g = torch.Generator().manual_seed(seed)
+    C = int(torch.randint(2, 9, (1, ), generator=g))
+    N = int(torch.randint(1, 7, (1, ), generator=g))
+    m = ClassPromptMapping(num_classes=C, num_prompts=N, embed_dims=6,
+                           seed=seed)
+    ever_seen = set()
+    for _ in range(6):
+        seen = torch.nonzero(torch.rand(C, generator=g) < 0.6).flatten()
+        if not len(seen):
+            seen = torch.tensor([int(torch.randint(C, (1, ), generator=g))])
+        before = m.class_to_prompt.clone()
+        m.accumulate(torch.randn(len(seen), 6, generator=g), seen)
+        m.refresh()
+        after = m.class_to_prompt
+        ever_seen |= set(seen.tolist())
+        unseen = [c for c in range(C) if c not in set(seen.tolist())]
+        assert torch.equal(after[unseen], before[unseen])
+        assert (after[seen] >= 0).all() and (after < N).all()
+        assert all(after[c] == NO_PROMPT for c in range(C)
+                   if c not in ever_seen)
+        assert not _shares_while_free(after.tolist(), N), after.tolist()
+
+
+def test_statistics_round_trip_through_a_cache_file(tmp_path):
+    path = str(tmp_path / 'stats' / 'cls.pth')
+    source = ClassPromptMapping(num_classes=4, num_prompts=2, embed_dims=8)
+    source.accumulate(*clustered_features([0, 0, 1, 1]))
+    source.save_statistics(path, ('a', 'b', 'c', 'd'))
+    target = ClassPromptMapping(num_classes=4, num_prompts=2, embed_dims=8)
+    target.load_statistics(path, ('a', 'b', 'c', 'd'))
+    assert torch.equal(target.feat_sum, source.feat_sum)
+    assert torch.equal(target.feat_count, source.feat_count)
+    source.refresh()
+    target.refresh()
+    assert torch.equal(source.class_to_prompt, target.class_to_prompt)
+
+
+@pytest.mark.parametrize('classes, dims, field', [
+    (('a', 'b', 'c', 'x'), 8, 'classes'),
+    (('a', 'b', 'c', 'd'), 16, 'embed_dims'),
+])
+def test_cache_from_another_setting_is_rejected(tmp_path, classes, dims,
+                                                field):
+    path = str(tmp_path / 'cls.pth')
+    source = ClassPromptMapping(num_classes=4, num_prompts=2, embed_dims=8)
+    source.accumulate(*clustered_features([0, 0, 1, 1]))
+    source.save_statistics(path, ('a', 'b', 'c', 'd'))
+    other = ClassPromptMapping(num_classes=4, num_prompts=2, embed_dims=dims)
+    with pytest.raises(ValueError, match=f'another setting: {field}='):
+        other.load_statistics(path, classes)
+
+
+def test_prompt_groups_name_the_classes_of_each_prompt():
+    m = ClassPromptMapping(num_classes=4, num_prompts=3, embed_dims=4)
+    m.class_to_prompt.copy_(torch.tensor([2, NO_PROMPT, 2, 0]))
+    assert m.prompt_groups(('a', 'b', 'c')) == [['class 3'], [], ['a', 'c']]
+    assert m.prompt_groups() == [['class 3'], [], ['class 0', 'class 2']]
+    assert m.lookup(torch.tensor([[3, NO_CLASS], [1, 0]])).tolist() == \
+        [[0, NO_PROMPT], [NO_PROMPT, 2]]
 
 
 def test_impossible_settings():

@@ -175,10 +175,13 @@ def test_loss_terms_match_proxy_anchor_on_assigned_prompts_only():
     backbone = model.backbone
     _, taps = backbone.forward_with_taps(x)
     tap = taps[2]
-    w_q = backbone.layers[2].attn.attn.in_proj_weight[:64]
+    # checkpoint keys (stable), not module internals
+    state = backbone.state_dict()
+    w_q = state['layers.2.attn.attn.in_proj_weight'][:64]
+    prompts = state['prompts.2']
     mapping = model.metric_guidance.mapping.class_to_prompt
     assigned = sorted(set(mapping.tolist()))
-    proxies = backbone.prompts['2'][assigned] @ w_q.T
+    proxies = prompts[assigned] @ w_q.T
     relabel = {p: i for i, p in enumerate(assigned)}
     labels = torch.tensor([relabel[int(mapping[c])] for c in y])
     patches = tap.context[:, 1 + tap.num_prompt_tokens:]
@@ -193,7 +196,7 @@ def test_loss_terms_match_proxy_anchor_on_assigned_prompts_only():
                           atol=1e-5)
     # the 2 extra prompts would change the value as negatives: they are
     # really left out
-    all_proxies = backbone.prompts['2'] @ w_q.T
+    all_proxies = prompts @ w_q.T
     all_labels = mapping[y]
     with_extra = proxy_anchor_loss(tap.context[:, 0] @ w_q.T, all_labels,
                                    all_proxies)

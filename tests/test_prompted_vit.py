@@ -140,6 +140,7 @@ def test_taps_are_attention_context_and_query():
     assert tap.context.shape == (2, 1 + 2 + 16, 64)
     assert (tap.context - context).abs().max().item() <= 1e-5
     assert (tap.block_input - inputs[2]).abs().max().item() <= 1e-5
+    assert (tap.query - q).abs().max().item() <= 1e-5
     # the tap's query projection is W_q without bias (the paper's W_q x)
     assert (tap.project_query(h) + b[:D] - q).abs().max().item() <= 1e-5
     attn_mod = ours.layers[2].attn.attn

@@ -7,16 +7,17 @@ import torch
 from mmseg_davpt.models import proxy_anchor_loss
 
 
-def loop_reference(x, y, p, margin, alpha):
-    """Proxy-Anchor written out element by element in Python floats."""
+def loop_reference(x, y, p, margin, alpha, scale=1.):
+    """Proxy-Anchor written out element by element in Python floats, with
+    every cosine multiplied by ``scale``."""
     x = x.double().tolist()
     p = p.double().tolist()
     y = y.tolist()
 
     def cos(a, b):
         dot = sum(i * j for i, j in zip(a, b))
-        return dot / (math.sqrt(sum(i * i for i in a)) *
-                      math.sqrt(sum(j * j for j in b)))
+        return scale * dot / (math.sqrt(sum(i * i for i in a)) *
+                              math.sqrt(sum(j * j for j in b)))
 
     pos_sum, neg_sum, n_pos = 0., 0., 0
     for k, proxy in enumerate(p):
@@ -105,3 +106,66 @@ def test_gradcheck_float64():
 def test_bad_labels(labels, match):
     with pytest.raises(ValueError, match=match):
         proxy_anchor_loss(torch.randn(2, 4), labels, torch.randn(3, 4))
+
+
+# ---------------------------------------------------------------- the module
+def test_module_is_weighted_named_and_registered_in_both_registries():
+    from mmseg.registry import MODELS
+    from mmseg_davpt.models import ProxyAnchorLoss
+    loss = MODELS.build(dict(type='ProxyAnchorLoss', margin=0.2, alpha=8.,
+                             loss_weight=0.05, loss_name='loss_prompt'))
+    assert isinstance(loss, ProxyAnchorLoss)
+    assert loss.loss_name == 'loss_prompt'
+    g = torch.Generator().manual_seed(4)
+    x, p = torch.randn(9, 6, generator=g), torch.randn(3, 6, generator=g)
+    y = torch.randint(0, 3, (9, ), generator=g)
+    assert loss(x, y, p).item() == pytest.approx(
+        0.05 * loop_reference(x, y, p, 0.2, 8.), rel=1e-5)
+    mmpretrain = pytest.importorskip('mmpretrain.registry')
+    assert mmpretrain.MODELS.get('ProxyAnchorLoss') is ProxyAnchorLoss
+
+
+@pytest.mark.parametrize('scale', [5., 0.5])
+def test_similarity_scale_multiplies_every_cosine(scale):
+    # the released recipes' loss_vpt_scale_ratio: normalised proxies times
+    # the scale, so s(x, p) = scale * cos before alpha and margin apply
+    g = torch.Generator().manual_seed(5)
+    x, p = torch.randn(11, 6, generator=g), torch.randn(4, 6, generator=g)
+    y = torch.randint(0, 4, (11, ), generator=g)
+    expected = loop_reference(x, y, p, 0.1, 32., scale=scale)
+    got = proxy_anchor_loss(x.double(), y, p.double(), 0.1, 32., scale)
+    assert got.item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_zero_similarity_scale_warns_and_gives_a_constant():
+    from mmseg_davpt.models import ProxyAnchorLoss
+    with pytest.warns(UserWarning, match='similarity_scale=0'):
+        loss = ProxyAnchorLoss(similarity_scale=0.)
+    x, p = torch.randn(6, 4), torch.randn(3, 4, requires_grad=True)
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    value = loss(x, y, p)
+    # every s(x, p) = 0: log(1 + 2 e^{alpha m}) per proxy, on both sides
+    expected = math.log(1 + 2 * math.exp(32 * 0.1)) + \
+        math.log(1 + 4 * math.exp(32 * 0.1))
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+    value.backward()
+    assert p.grad.abs().max() == 0
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(loss_weight=-1.), 'loss_weight must be >= 0, got loss_weight=-1'),
+    (dict(alpha=0.), 'alpha must be > 0, got alpha=0'),
+    (dict(margin=-0.1), r'margin=-0.1 is outside \[0, 1\]'),
+    (dict(margin=1.5), r'margin=1.5 is outside \[0, 1\]'),
+    (dict(similarity_scale=-1.), 'similarity_scale must be >= 0'),
+    (dict(loss_name='prompt'), "loss_name must start with 'loss_'"),
+])
+def test_bad_settings_are_errors_naming_key_and_value(kwargs, match):
+    from mmseg_davpt.models import ProxyAnchorLoss
+    with pytest.raises(ValueError, match=match):
+        ProxyAnchorLoss(**kwargs)
+
+
+def test_margin_range_follows_the_similarity_scale():
+    from mmseg_davpt.models import ProxyAnchorLoss
+    assert ProxyAnchorLoss(margin=2., similarity_scale=5.).margin == 2.

@@ -62,8 +62,9 @@ def test_sampling_picks_only_present_classes_uniformly():
 
 @pytest.mark.parametrize('kwargs, match', [
     (dict(guided_layers=()), 'needs guided layers'),
-    (dict(feature='key'), 'feature must be'),
-    (dict(pooling='max'), 'pooling must be'),
+    (dict(feature='key'), 'feature must be one of'),
+    (dict(pooling='max'), 'pooling must be one of'),
+    (dict(pooling='tokens'), 'pooling must be one of'),
     (dict(background_classes=(9, )), r'background_classes \[9\]'),
     (dict(background_classes=tuple(range(NUM_CLASSES))), 'every class is a '
      'background'),
@@ -115,10 +116,9 @@ def test_segmentor_loss_has_both_terms_and_prompts_get_gradient():
     # The metric loss alone reaches the guided prompts (as proxies) and the
     # earlier prompts (through the tokens it compares).
     (losses['davpt.loss_prompt'] + losses['davpt.loss_cls']).backward()
-    prompts = model.backbone.prompts
-    for name in ('0', '1', '2'):
-        assert prompts[name].grad is not None
-        assert prompts[name].grad.abs().sum() > 0, name
+    for layer in (0, 1, 2):
+        grad = model.backbone.layer_prompts(layer).grad
+        assert grad is not None and grad.abs().sum() > 0, layer
 
 
 @pytest.mark.parametrize('feature, pooling', [('raw', 'class_masked'),
@@ -168,6 +168,37 @@ def test_mapping_is_model_state_in_checkpoints():
     assert fresh.class_mapping_initialized
     assert torch.equal(fresh.metric_guidance.mapping.class_to_prompt,
                        state[key])
+
+
+def test_loss_does_not_touch_statistics_the_model_accumulates_them():
+    model, inputs, samples, _ = initialised_model()
+    mapping = model.metric_guidance.mapping
+    assert mapping.feat_count.sum() == 0  # reset by the refresh
+    _, taps = model.backbone.forward_with_taps(inputs)
+    gt = torch.stack([s.gt_sem_seg.data[0] for s in samples])
+    model.metric_guidance.loss(taps, gt)
+    assert mapping.feat_count.sum() == 0
+    model.loss(inputs, samples)
+    # 2 images of 4x4 patches, the top half (8 patches) of class 1 or 2 and
+    # 4 patches of class 3; class 0 is background
+    assert mapping.feat_count.tolist() == [0., 8., 8., 8., 0.]
+
+
+def test_model_refresh_clusters_query_projected_class_means():
+    model, inputs, samples, _ = initialised_model()
+    guidance = model.metric_guidance
+    model.collect_class_features(inputs, samples)
+    seen, raw = guidance.mapping.class_means()
+    projected = model.backbone.project_query(guidance.mapping_layer, raw)
+    # what the model passes on: same classes, means through W_q
+    calls = []
+    guidance.mapping.assign = lambda s, m: calls.append((s, m)) or {}
+    model.refresh_class_mapping()
+    assert torch.equal(calls[0][0], seen)
+    assert torch.allclose(calls[0][1], projected)
+    guidance.feature = 'raw'
+    model.refresh_class_mapping()
+    assert torch.equal(calls[1][1], raw)
 
 
 def test_inference_is_encoder_decoder_behaviour():

@@ -68,8 +68,8 @@ def test_davpt_train_logs_metric_losses_and_miou(davpt_run):
     assert 0. <= last_miou(log) <= 100.
     assert 'DA-VPT: prompt -> classes: 0: ' in log
     import json
-    with open(osp.join(work_dir, 'davpt_mapping_history.json')) as f:
-        history = json.load(f)
+    with open(osp.join(work_dir, 'davpt_mapping_history.jsonl')) as f:
+        history = [json.loads(line) for line in f]
     assert [h['iter'] for h in history] == [0, 3]  # initial + 1 refresh
     named = sorted(n for names in history[-1]['prompts'].values()
                    for n in names)

@@ -2,13 +2,15 @@ from .backbones import PromptedVisionTransformer
 from .data_preprocessors import FiniteSegDataPreProcessor
 from .guidance import (ClassPromptMapping, ClsMetricGuidance,
                        SegMetricGuidance)
-from .losses import proxy_anchor_loss
+from .losses import (ProxyAnchorLoss, ProxyNCALoss, ProxyTripletLoss,
+                     proxy_anchor_loss)
 from .segmentors import DAVPTEncoderDecoder
 
 __all__ = [
     'PromptedVisionTransformer', 'FiniteSegDataPreProcessor',
-    'ClassPromptMapping', 'ClsMetricGuidance',
-    'SegMetricGuidance', 'DAVPTEncoderDecoder', 'proxy_anchor_loss'
+    'ClassPromptMapping', 'ClsMetricGuidance', 'SegMetricGuidance',
+    'DAVPTEncoderDecoder', 'ProxyAnchorLoss', 'ProxyNCALoss',
+    'ProxyTripletLoss', 'proxy_anchor_loss'
 ]
 
 try:  # classification needs mmpretrain; segmentation does not

@@ -1,7 +1,7 @@
 """What the DA-VPT segmentor and classifier share: building the metric
 guidance from the backbone, the non-finite-loss guard and the mapping entry
 points used by ``ClassPromptMappingHook``."""
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import MessageHub
@@ -53,15 +53,57 @@ class DAVPTMixin:
                             'the optimizer wrapper.')
         return super().parse_losses(losses)
 
+    # ------------------------------------------------------------ mapping
+    # The hook decides when; these say what, on the model's own state.
+    def _mapping(self):
+        if self.metric_guidance is None:
+            raise RuntimeError('this model has no metric guidance (VPT '
+                               'baseline): there is no class -> prompt '
+                               'mapping')
+        return self.metric_guidance.mapping
+
+    @torch.no_grad()
     def refresh_class_mapping(self) -> Dict[str, int]:
-        """Re-cluster classes onto prompts from the accumulated features;
+        """Re-cluster classes onto prompts from the statistics accumulated
+        on all ranks, in the space the loss compares (class means through
+        ``W_q`` of the deepest guided layer for ``feature='query'``);
         identical on every rank. Returns the refresh statistics."""
-        return self.metric_guidance.refresh(self.backbone)
+        guidance = self.metric_guidance
+        seen, means = self._mapping().class_means()
+        if guidance.maps_in_query_space and len(seen):
+            means = self.backbone.project_query(guidance.mapping_layer,
+                                                means.float())
+        return guidance.mapping.assign(seen, means)
+
+    def reset_class_statistics(self) -> None:
+        """Drop the class statistics accumulated so far (on this rank)."""
+        self._mapping().reset_statistics()
+
+    def save_class_statistics(self, path: str,
+                              classes: Optional[Sequence[str]]) -> None:
+        """Save the statistics of all ranks to ``path`` (every rank calls)."""
+        self._mapping().save_statistics(path, classes)
+
+    def load_class_statistics(self, path: str,
+                              classes: Optional[Sequence[str]]) -> None:
+        """Load statistics saved by ``save_class_statistics``; checked
+        against ``classes`` and the feature width."""
+        self._mapping().load_statistics(path, classes)
+
+    def prompt_class_groups(self, class_names: Optional[Sequence[str]] = None
+                            ) -> List[List[str]]:
+        """Class names of each guided prompt under the current mapping."""
+        return self._mapping().prompt_groups(class_names)
 
     @property
     def class_mapping_initialized(self) -> bool:
         return self.metric_guidance is not None and \
             self.metric_guidance.mapping.initialized
+
+    @property
+    def class_mapping_refreshes(self) -> int:
+        """Refreshes (the initial one included) the mapping has had."""
+        return int(self._mapping().num_refreshes)
 
     # ------------------------------------------------------------------
     # init_weights log: one summary line instead of mmengine's dump of

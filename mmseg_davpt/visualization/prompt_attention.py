@@ -134,17 +134,10 @@ def prompt_class_names(model: nn.Module,
     guidance = getattr(model, 'metric_guidance', None)
     if guidance is None:
         return [[] for _ in range(_backbone(model).num_guided_prompts)]
-    mapping = guidance.mapping
     if class_names is None:
         class_names = (getattr(model, 'dataset_meta', None) or {}).get(
             'classes')
-    names = [[] for _ in range(mapping.num_prompts)]
-    for class_id, prompt in enumerate(mapping.class_to_prompt.tolist()):
-        if prompt >= 0:
-            names[prompt].append(
-                str(class_names[class_id]) if class_names is not None
-                and class_id < len(class_names) else f'class {class_id}')
-    return names
+    return guidance.mapping.prompt_groups(class_names)
 
 
 def token_labels(model: nn.Module, layer: int, num_rows: int,

@@ -1,5 +1,6 @@
 # DA-VPT metric guidance for segmentation with the paper's settings
-# (docs/method.md sec. 2-3, paper App. A.2). Top-level configs plug these in:
+# (docs/method.md sections 2-4, paper Sec. 3.2 and App. A.2). Top-level
+# configs plug these in:
 #   model = dict(type='DAVPTEncoderDecoder',
 #                metric_guidance=_base_.davpt_metric_guidance)
 #   custom_hooks = [dict(_base_.davpt_mapping_hook, interval=...)]
@@ -7,10 +8,12 @@
 # in two sibling _base_ files.)
 davpt_metric_guidance = dict(
     type='SegMetricGuidance',
-    prompt_loss_weight=0.05,  # beta (paper: 0.05)
-    cls_loss_weight=0.05,  # lambda (paper: 0.05)
-    margin=0.1,  # Proxy-Anchor delta (paper: default 0.1)
-    alpha=32.0,  # Proxy-Anchor alpha (paper: default 32)
+    # L_p (Eq. 4): Proxy-Anchor with delta 0.1, alpha 32; beta = 0.05
+    loss_prompt=dict(type='ProxyAnchorLoss', margin=0.1, alpha=32.0,
+                     loss_weight=0.05),
+    # L_cls (Eq. 5): lambda = 0.05
+    loss_cls=dict(type='ProxyAnchorLoss', margin=0.1, alpha=32.0,
+                  loss_weight=0.05),
     feature='query',  # compare W_q p with W_q x (paper's better choice)
     pooling='class_masked',  # the target class's tokens (Eq. 4)
     # With reduce_zero_label=True (ADE20K, PASCAL Context) the background is

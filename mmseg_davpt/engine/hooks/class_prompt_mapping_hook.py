@@ -1,19 +1,20 @@
-"""Hook that builds and refreshes DA-VPT's class -> prompt mapping."""
+"""Hook that decides when DA-VPT's class -> prompt mapping is built and
+refreshed (paper Sec. 3.4); what happens is the model's business."""
 import json
-import os
 import os.path as osp
+import warnings
 from typing import Optional
 
-import torch
-from torch.utils.data import DataLoader
 from mmengine import dist
-from mmengine.dataset import DefaultSampler
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.utils import ProgressBar
 from mmseg.registry import HOOKS
 
+from ...models.guidance.class_statistics import ensure_writable
 from ...utils.registry import also_in_mmpretrain
+
+HISTORY_FILE = 'davpt_mapping_history.jsonl'
 
 
 @also_in_mmpretrain('HOOKS')
@@ -21,21 +22,34 @@ from ...utils.registry import also_in_mmpretrain
 class ClassPromptMappingHook(Hook):
     """Initial class-feature pass before training, k-means refreshes during it.
 
-    The mapping itself is model state (``model.metric_guidance.mapping``);
-    this hook only decides *when* to fill and refresh it, through the model's
-    ``collect_class_features`` / ``refresh_class_mapping``. A run resumed
-    from a checkpoint that already holds a mapping skips the initial pass.
+    The mapping is model state (``model.metric_guidance.mapping``); this hook
+    only decides *when* to fill and refresh it, through the model's public
+    methods (``collect_class_features``, ``refresh_class_mapping``,
+    ``save_class_statistics`` / ``load_class_statistics``,
+    ``reset_class_statistics``, ``prompt_class_groups``). A run resumed from
+    a checkpoint that already holds a mapping skips the initial pass. During
+    training the model accumulates the class features of every batch.
+
+    Refresh schedule: after training epoch / iteration ``i`` (0-based) when
+    ``i >= begin`` and ``(i + 1) % interval == 0``; the statistics used are
+    those of the ``interval`` epochs / iterations before it (they are reset
+    at the start of that window). The released code's ``dynamic_kmeans=k``
+    (from epoch ``k`` on, re-cluster after every epoch; 0 = never) is
+    ``by_epoch=True, interval=1, begin=k``, and ``refresh=False`` for 0.
 
     Args:
         interval: refresh every ``interval`` iterations (``by_epoch=False``)
-            or epochs (``by_epoch=True``). During training the model
-            accumulates class features of every batch for free.
+            or epochs (``by_epoch=True``).
         by_epoch: see ``interval``.
+        begin: first epoch / iteration (0-based) after which a refresh may
+            happen; earlier ones keep the initial mapping.
+        refresh: ``False`` keeps the initial mapping for the whole run.
         init_max_iters: cap on batches (per rank) of the initial pass over
             the training set; ``None`` = one epoch across all ranks.
         cache_file: where to save the initial class statistics, and load
             them from on later runs (skipping the pass). Checked against the
-            dataset's classes and the feature width.
+            dataset's classes and the feature width; its folder is created
+            (and checked writable) before the pass.
     """
 
     priority = 'NORMAL'
@@ -43,17 +57,24 @@ class ClassPromptMappingHook(Hook):
     def __init__(self,
                  interval: int = 1000,
                  by_epoch: bool = False,
+                 begin: int = 0,
+                 refresh: bool = True,
                  init_max_iters: Optional[int] = None,
                  cache_file: Optional[str] = None):
         if interval <= 0:
             raise ValueError(f'interval must be > 0, got {interval}')
+        if begin < 0:
+            raise ValueError(f'begin must be >= 0, got {begin}')
         if init_max_iters is not None and init_max_iters <= 0:
             raise ValueError(
                 f'init_max_iters must be > 0 or None, got {init_max_iters}')
         self.interval = interval
         self.by_epoch = by_epoch
+        self.begin = begin
+        self.refresh = refresh
         self.init_max_iters = init_max_iters
         self.cache_file = cache_file
+        self._history_checked = False
 
     @staticmethod
     def _model(runner):
@@ -62,48 +83,71 @@ class ClassPromptMappingHook(Hook):
         if getattr(model, 'metric_guidance', None) is None:
             raise TypeError(
                 'ClassPromptMappingHook needs a model with metric guidance '
-                '(DAVPTEncoderDecoder with metric_guidance=...); remove the '
-                'hook from custom_hooks for VPT baselines')
+                '(DAVPTEncoderDecoder / DAVPTImageClassifier with '
+                'metric_guidance=...); remove the hook from custom_hooks for '
+                'VPT baselines')
         return model
+
+    @staticmethod
+    def _classes(runner):
+        return runner.train_dataloader.dataset.metainfo.get('classes')
+
+    # ----------------------------------------------------------- schedule
+    def refreshes_after(self, index: int) -> bool:
+        """Whether a refresh follows epoch / iteration ``index`` (0-based)."""
+        return self.refresh and index >= self.begin and \
+            (index + 1) % self.interval == 0
+
+    def _starts_window(self, index: int) -> bool:
+        """Whether ``index`` opens the statistics window of a refresh."""
+        return self.refreshes_after(index + self.interval - 1) and \
+            index % self.interval == 0
 
     # ----------------------------------------------------------- initial
     def before_train(self, runner) -> None:
         model = self._model(runner)
-        mapping = model.metric_guidance.mapping
-        if mapping.initialized:
+        if model.class_mapping_initialized:
             runner.logger.info(
                 'DA-VPT: class -> prompt mapping restored from the checkpoint '
-                f'({int(mapping.num_refreshes)} refreshes so far)')
+                f'({model.class_mapping_refreshes} refreshes so far)')
             return
-        classes = runner.train_dataloader.dataset.metainfo.get('classes')
+        classes = self._classes(runner)
         if self.cache_file and osp.isfile(self.cache_file):
-            self._load_cache(mapping, classes)
+            model.load_class_statistics(self.cache_file, classes)
             runner.logger.info('DA-VPT: class statistics loaded from '
                                f'{self.cache_file}')
         else:
+            if self.cache_file:
+                ensure_writable(self.cache_file)  # before, not after, the pass
             self._collect(runner, model)
             if self.cache_file:
-                self._save_cache(mapping, classes)
+                model.save_class_statistics(self.cache_file, classes)
                 runner.logger.info('DA-VPT: class statistics cached to '
                                    f'{self.cache_file}')
         self._refresh(runner, model, 'initial mapping')
 
     @staticmethod
-    def _epoch_loader(runner) -> DataLoader:
-        """One shuffled epoch of the training set, sharded over ranks.
+    def _epoch_loader(runner):
+        """One shuffled epoch of the training set, sharded over ranks, built
+        by the runner from the training dataloader config (dataset, batch
+        size, workers, collate function, worker seeding as in training)
+        with a ``DefaultSampler(shuffle=True)`` in place of its sampler.
 
-        A loader of its own: iterating ``runner.train_dataloader`` here would
-        consume (and, on exit, close) the InfiniteSampler stream that the
-        training loop reads from.
+        A loader of its own: mmengine's ``InfiniteSampler`` keeps one
+        generator for the whole run, so iterating ``runner.train_dataloader``
+        here would consume the stream the training loop reads from. The
+        dataset is built anew from its config (``build_dataloader`` deep-copies
+        what it is given, and a built dataset may hold file handles).
         """
-        train_loader = runner.train_dataloader
-        return DataLoader(
-            train_loader.dataset,
-            batch_size=train_loader.batch_size,
-            sampler=DefaultSampler(train_loader.dataset, shuffle=True,
-                                   seed=runner.seed),
-            num_workers=train_loader.num_workers,
-            collate_fn=train_loader.collate_fn)
+        cfg = runner.cfg.get('train_dataloader')
+        if cfg is None:
+            raise ValueError('ClassPromptMappingHook builds its pass from the '
+                             'runner config: train_dataloader is missing')
+        cfg = dict(cfg, sampler=dict(type='DefaultSampler', shuffle=True))
+        randomness = runner.cfg.get('randomness') or {}
+        return runner.build_dataloader(
+            cfg, seed=runner.seed,
+            diff_rank_seed=randomness.get('diff_rank_seed', False))
 
     def _collect(self, runner, model) -> None:
         loader = self._epoch_loader(runner)
@@ -130,88 +174,72 @@ class ClassPromptMappingHook(Hook):
             print()
         model.train(was_training)
 
-    def _save_cache(self, mapping, classes) -> None:
-        feat_sum = mapping.feat_sum.clone()
-        feat_count = mapping.feat_count.clone()
-        dist.all_reduce(feat_sum, op='sum')
-        dist.all_reduce(feat_count, op='sum')
-        if dist.get_rank() == 0:
-            os.makedirs(osp.dirname(osp.abspath(self.cache_file)),
-                        exist_ok=True)
-            torch.save(
-                dict(feat_sum=feat_sum.cpu(), feat_count=feat_count.cpu(),
-                     classes=list(classes) if classes else None,
-                     embed_dims=mapping.embed_dims), self.cache_file)
-        dist.barrier()
-
-    def _load_cache(self, mapping, classes) -> None:
-        cache = torch.load(self.cache_file, map_location='cpu')
-        expected = dict(classes=list(classes) if classes else None,
-                        embed_dims=mapping.embed_dims)
-        for key, value in expected.items():
-            if cache.get(key) != value:
-                raise ValueError(
-                    f'class-statistics cache {self.cache_file} was made for '
-                    f'another setting: {key}={cache.get(key)!r}, this run has '
-                    f'{value!r}. Delete it or point cache_file elsewhere.')
-        # Every rank loads the global sums; the refresh sums over ranks, which
-        # scales sums and counts alike and leaves the class means unchanged.
-        mapping.feat_sum.copy_(cache['feat_sum'])
-        mapping.feat_count.copy_(cache['feat_count'])
-
     # ----------------------------------------------------------- refresh
     def _refresh(self, runner, model, what: str) -> None:
         stats = model.refresh_class_mapping()
-        mapping = model.metric_guidance.mapping
         world = dist.get_world_size()
-        if world > 1:
-            # Cheap guard (C integers): every rank must train with one mapping.
-            if any(not torch.equal(m, mapping.class_to_prompt)
-                   for m in dist.all_gather(mapping.class_to_prompt)):
-                raise RuntimeError('DA-VPT: ranks disagree on the class -> '
-                                   'prompt mapping after a refresh')
         runner.logger.info(
             f'DA-VPT: {what} (iter {runner.iter}): {stats["changed"]} classes '
             f'changed prompt; {stats["seen_classes"]} classes seen, '
             f'{stats["assigned_classes"]} assigned, '
             f'{stats["unassigned_prompts"]} prompts without a class'
             + (f'; identical on all {world} ranks' if world > 1 else ''))
-        groups = self._prompt_groups(runner, mapping)
+        groups = dict(enumerate(model.prompt_class_groups(
+            self._classes(runner))))
         runner.logger.info('DA-VPT: prompt -> classes: ' + '; '.join(
             f'{p}: {", ".join(names) or "-"}' for p, names in groups.items()))
         self._append_history(runner, dict(iter=runner.iter, what=what,
                                           **stats, prompts=groups))
 
-    @staticmethod
-    def _prompt_groups(runner, mapping) -> dict:
-        """``{prompt index: [class names]}`` of the current mapping."""
-        classes = runner.train_dataloader.dataset.metainfo.get('classes')
-        groups = {p: [] for p in range(mapping.num_prompts)}
-        for c, p in enumerate(mapping.class_to_prompt.tolist()):
-            if p >= 0:
-                groups[p].append(classes[c] if classes else str(c))
-        return groups
-
-    @staticmethod
-    def _append_history(runner, record: dict) -> None:
-        """Keep every refresh in ``work_dir/davpt_mapping_history.json``."""
+    def _append_history(self, runner, record: dict) -> None:
+        """Append the refresh to ``work_dir/davpt_mapping_history.jsonl``
+        (one JSON object per line; append-only, so an interrupted write
+        damages at most its own line). Damaged lines found on the first
+        write of a run are reported and skipped, never fatal."""
         if dist.get_rank() != 0:
             return
-        path = osp.join(runner.work_dir, 'davpt_mapping_history.json')
-        history = []
-        if osp.isfile(path):
-            with open(path) as f:
-                history = json.load(f)
-        history.append(record)
-        with open(path, 'w') as f:
-            json.dump(history, f, indent=1)
+        path = osp.join(runner.work_dir, HISTORY_FILE)
+        prefix = ''
+        if not self._history_checked and osp.isfile(path):
+            prefix = self._check_history(path)
+        self._history_checked = True
+        with open(path, 'a') as f:
+            f.write(prefix + json.dumps(record) + '\n')
+
+    @staticmethod
+    def _check_history(path: str) -> str:
+        """Warn about lines of ``path`` that are not JSON; returns ``'\\n'``
+        when the file ends inside a line (so the next record starts on a
+        line of its own)."""
+        with open(path) as f:
+            text = f.read()
+        bad = []
+        for number, line in enumerate(text.splitlines(), 1):
+            try:
+                if line.strip():
+                    json.loads(line)
+            except ValueError:
+                bad.append(number)
+        if bad:
+            warnings.warn(f'{path}: line(s) {bad} are not valid JSON (an '
+                          'interrupted write?); they are kept as they are '
+                          'and training continues')
+        return '\n' if text and not text.endswith('\n') else ''
+
+    # ----------------------------------------------------------- events
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        if not self.by_epoch and self._starts_window(runner.iter):
+            self._model(runner).reset_class_statistics()
+
+    def before_train_epoch(self, runner) -> None:
+        if self.by_epoch and self._starts_window(runner.epoch):
+            self._model(runner).reset_class_statistics()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
-        if not self.by_epoch and self.every_n_train_iters(
-                runner, self.interval):
+        if not self.by_epoch and self.refreshes_after(runner.iter):
             self._refresh(runner, self._model(runner), 'mapping refreshed')
 
     def after_train_epoch(self, runner) -> None:
-        if self.by_epoch and self.every_n_epochs(runner, self.interval):
+        if self.by_epoch and self.refreshes_after(runner.epoch):
             self._refresh(runner, self._model(runner), 'mapping refreshed')

@@ -84,7 +84,7 @@ class FusedSelfAttention(nn.Module):
 
         Returns:
             ``(out, taps)``: ``out`` ``(B, T, D)`` after the output projection;
-            ``taps`` is ``(context, weights)`` when ``return_taps`` or
+            ``taps`` is ``(context, query, weights)`` when ``return_taps`` or
             ``return_weights`` (``context`` ``(B, T, D)``; ``weights``
             ``(B, H, T, T)`` or ``None``), else ``None``.
             ``return_weights`` computes the softmax explicitly (the fused
@@ -110,7 +110,9 @@ class FusedSelfAttention(nn.Module):
                 dropout_p=self.attn_drop if self.training else 0.)
         context = context.transpose(1, 2).reshape(B, T, D)
         out = self.out_proj(context)
-        taps = (context, weights) if return_taps or return_weights else None
+        # the query is a view of the qkv projection, kept for backward anyway
+        taps = (context, qkv[..., :D], weights) \
+            if return_taps or return_weights else None
         return out, taps
 
     # The packed ``in_proj_bias`` key is what checkpoints (ours included)

@@ -30,6 +30,9 @@ class LayerTaps:
         grid: patch grid ``(h, w)`` of the input (after padding to a multiple
             of the patch size).
         patch_size: the patch embedding's stride, in pixels.
+        query: ``(B, T, D)`` the query the attention computed,
+            ``W_q LN(x) + b_q`` (the released code's [CLS] feature); ``None``
+            when a caller builds taps without it.
         weights: ``(B, H, T, T)`` attention probabilities (rows: queries);
             only for layers asked for explicitly (unfused path).
     """
@@ -41,6 +44,7 @@ class LayerTaps:
     num_prompt_tokens: int
     grid: Tuple[int, int]
     patch_size: int
+    query: Optional[torch.Tensor] = None
     weights: Optional[torch.Tensor] = None
 
     @property

@@ -364,7 +364,7 @@ class PromptedVisionTransformer(BaseModule):
                     num_prefix=self.num_prefix,
                     num_prompt_tokens=num_prompt_tokens,
                     grid=tuple(hw_shape), patch_size=self.patch_size,
-                    weights=tap[1])
+                    query=tap[1], weights=tap[2])
             if i == self.num_layers - 1 and self.final_norm:
                 x = self.norm1(x)
             if i in self.out_indices:

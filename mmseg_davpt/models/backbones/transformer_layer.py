@@ -28,7 +28,7 @@ class FusedTransformerLayer(TransformerEncoderLayer):
                 return_taps: bool = False,
                 return_weights: bool = False,
                 attn_mask: Optional[torch.Tensor] = None):
-        """``(B, T, D) -> ((B, T, D), (context, weights) or None)``; see
+        """``(B, T, D) -> ((B, T, D), (context, query, weights) or None)``; see
         ``FusedSelfAttention.forward`` (also for ``attn_mask`` ``(T, T)``)."""
 
         def _inner_forward(x):

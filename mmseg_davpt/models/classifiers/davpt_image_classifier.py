@@ -55,7 +55,8 @@ class DAVPTImageClassifier(DAVPTMixin, ImageClassifier):
         return torch.cat([s.gt_label.flatten()[:1] for s in data_samples])
 
     def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict:
-        """Head loss plus the DA-VPT terms."""
+        """Head loss plus the DA-VPT terms; the batch's class features are
+        added to the mapping statistics."""
         if self.metric_guidance is None:
             return super().loss(inputs, data_samples)
         # checked first: a bad id otherwise surfaces as an indexing error
@@ -65,7 +66,8 @@ class DAVPTImageClassifier(DAVPTMixin, ImageClassifier):
         outs, taps = self.backbone.forward_with_taps(inputs)
         feats = self.neck(outs) if self.with_neck else outs
         losses = self.head.loss(feats, data_samples)
-        guidance = self.metric_guidance.loss(self.backbone, taps, labels)
+        guidance = self.metric_guidance.loss(taps, labels)
+        self.metric_guidance.accumulate(taps, labels)
         losses.update({f'davpt.{k}': v for k, v in guidance.items()})
         return losses
 
@@ -74,7 +76,7 @@ class DAVPTImageClassifier(DAVPTMixin, ImageClassifier):
                                data_samples: List) -> None:
         """Accumulate per-class [CLS] features of a batch (no gradient, no
         head) for the next mapping refresh."""
-        layer = max(self.metric_guidance.guided_layers)
+        layer = self.metric_guidance.mapping_layer
         _, taps = self.backbone.forward_with_taps(inputs, tap_layers=(layer, ))
         self.metric_guidance.accumulate(
             taps, self.metric_guidance.check_labels(

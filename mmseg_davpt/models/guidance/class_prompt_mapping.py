@@ -1,41 +1,32 @@
-"""Class -> prompt mapping by k-means over class representations (METHOD.md
-section 3), kept as module buffers so it lives in checkpoints."""
-from typing import Callable, Dict, Optional
+"""Class -> prompt mapping by k-means over class representations (paper
+Sec. 3.4; ``docs/method.md`` section 3), kept as module buffers so it lives
+in checkpoints.
 
-import numpy as np
+The mapping decides *what* (statistics, clustering, cache files, rank
+agreement, the prompt -> class-name grouping); ``ClassPromptMappingHook``
+decides *when*, through the model's public methods.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine import dist
 
-UNASSIGNED = -1
-
-
-_THREADPOOLS = None
-
-
-def _single_threaded():
-    """Context running BLAS and OpenMP (scikit-learn's) on one thread.
-
-    The threadpoolctl controller (shipped with scikit-learn) is made once,
-    on the first refresh, after scikit-learn is imported: scanning the
-    loaded libraries costs ~2 ms, re-limiting them ~0.03 ms.
-    """
-    global _THREADPOOLS
-    if _THREADPOOLS is None:
-        from threadpoolctl import ThreadpoolController
-        _THREADPOOLS = ThreadpoolController()
-    return _THREADPOOLS.limit(limits=1)
+from . import class_statistics
+from .prompt_assignment import assign_seen_classes
+from .sentinels import NO_CLASS, NO_PROMPT
 
 
 class ClassPromptMapping(nn.Module):
     """Accumulates per-class features and clusters classes onto prompts.
 
     Buffers (all saved in checkpoints, restored by ``--resume``):
-        ``class_to_prompt`` ``(C,)`` int64, prompt of each class or -1;
-        ``centroids`` ``(N, D)`` k-means centres (warm start of the next
-        refresh); ``feat_sum`` ``(C, D)`` and ``feat_count`` ``(C,)`` the
-        features accumulated since the last refresh; ``num_refreshes``.
+        ``class_to_prompt`` ``(C,)`` int64, prompt of each class or
+        ``NO_PROMPT``; ``centroids`` ``(N, D)`` cluster centres (warm start
+        of the next k-means); ``feat_sum`` ``(C, D)`` and ``feat_count``
+        ``(C,)`` the features accumulated (on this rank) since the last
+        refresh; ``num_refreshes``.
 
     Args:
         num_classes: ``C``.
@@ -58,7 +49,7 @@ class ClassPromptMapping(nn.Module):
         self.seed = seed
         self.register_buffer(
             'class_to_prompt',
-            torch.full((num_classes, ), UNASSIGNED, dtype=torch.long))
+            torch.full((num_classes, ), NO_PROMPT, dtype=torch.long))
         self.register_buffer('centroids', torch.zeros(num_prompts, embed_dims))
         self.register_buffer('feat_sum', torch.zeros(num_classes, embed_dims))
         self.register_buffer('feat_count', torch.zeros(num_classes))
@@ -68,6 +59,39 @@ class ClassPromptMapping(nn.Module):
     def initialized(self) -> bool:
         return bool(self.num_refreshes.item() > 0)
 
+    # ------------------------------------------------------------ lookup
+    def lookup(self, class_ids: torch.Tensor) -> torch.Tensor:
+        """Prompt of each class id (any shape); ``NO_PROMPT`` for classes
+        without one and for ``NO_CLASS`` entries."""
+        prompts = self.class_to_prompt[class_ids.clamp(min=0)]
+        return torch.where(class_ids == NO_CLASS, NO_PROMPT, prompts)
+
+    def assigned_prompts(self) -> torch.Tensor:
+        """``(N,)`` bool: prompts that some class maps to."""
+        mapped = self.class_to_prompt
+        assigned = torch.zeros(self.num_prompts, dtype=torch.bool,
+                               device=mapped.device)
+        assigned[mapped[mapped != NO_PROMPT]] = True
+        return assigned
+
+    def num_unassigned_prompts(self) -> int:
+        """Prompts that no class maps to."""
+        return self.num_prompts - int(self.assigned_prompts().sum())
+
+    def prompt_groups(self, class_names: Optional[Sequence[str]] = None
+                      ) -> List[List[str]]:
+        """Class names of each prompt, ``[[names of prompt 0], ...]`` (empty
+        lists for prompts without a class); ``'class <id>'`` for ids that
+        ``class_names`` does not cover."""
+        groups = [[] for _ in range(self.num_prompts)]
+        for class_id, prompt in enumerate(self.class_to_prompt.tolist()):
+            if prompt != NO_PROMPT:
+                groups[prompt].append(
+                    str(class_names[class_id]) if class_names is not None
+                    and class_id < len(class_names) else f'class {class_id}')
+        return groups
+
+    # ------------------------------------------------------------ statistics
     @torch.no_grad()
     def accumulate(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         """Add ``features`` ``(M, D)`` to the sums of their ``labels``
@@ -80,83 +104,93 @@ class ClassPromptMapping(nn.Module):
         self.feat_sum.zero_()
         self.feat_count.zero_()
 
-    def num_unassigned_prompts(self) -> int:
-        """Prompts that no class maps to."""
-        assigned = self.class_to_prompt[self.class_to_prompt >= 0]
-        return self.num_prompts - int(torch.unique(assigned).numel())
-
-    def lookup(self, class_ids: torch.Tensor) -> torch.Tensor:
-        """Prompt index of each class id (any shape); -1 where unassigned."""
-        return self.class_to_prompt[class_ids]
+    @torch.no_grad()
+    def global_statistics(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Sums ``(C, D)`` and counts ``(C,)`` added over all ranks (copies;
+        the only cross-rank reduction of the statistics)."""
+        feat_sum = self.feat_sum.clone()
+        feat_count = self.feat_count.clone()
+        dist.all_reduce(feat_sum, op='sum')
+        dist.all_reduce(feat_count, op='sum')
+        return feat_sum, feat_count
 
     @torch.no_grad()
-    def refresh(self,
-                transform: Optional[Callable[[torch.Tensor],
-                                             torch.Tensor]] = None
-                ) -> Dict[str, int]:
-        """Re-cluster the classes seen since the last refresh.
+    def class_means(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Classes seen on any rank since the last refresh ``(K,)`` and their
+        mean features ``(K, D)``; identical on every rank."""
+        feat_sum, feat_count = self.global_statistics()
+        seen = torch.nonzero(feat_count > 0).flatten()
+        return seen, feat_sum[seen] / feat_count[seen, None]
 
-        Sums and counts are added over all ranks, clustering runs once (rank
-        0) and its result is broadcast, so every rank holds the same mapping.
-        Classes not seen keep their assignment. ``transform`` maps class mean
-        features ``(K, D)`` into the space the loss compares in.
+    def save_statistics(self, path: str,
+                        classes: Optional[Sequence[str]]) -> None:
+        """Write the global statistics to ``path`` (rank 0) for later runs;
+        every rank must call it."""
+        feat_sum, feat_count = self.global_statistics()
+        if dist.get_rank() == 0:
+            class_statistics.save(path, feat_sum, feat_count, classes,
+                                  self.embed_dims)
+        dist.barrier()
+
+    def load_statistics(self, path: str,
+                        classes: Optional[Sequence[str]]) -> None:
+        """Replace the statistics by those of ``path`` (``ValueError`` when
+        made for other classes or width). Every rank reads and checks the
+        file; rank 0 holds the sums, so the cross-rank sum is exact."""
+        feat_sum, feat_count = class_statistics.load(path, classes,
+                                                     self.embed_dims)
+        keep = dist.get_rank() == 0
+        self.feat_sum.copy_(feat_sum if keep else torch.zeros_like(feat_sum))
+        self.feat_count.copy_(feat_count if keep else
+                              torch.zeros_like(feat_count))
+
+    # ------------------------------------------------------------ refresh
+    @torch.no_grad()
+    def assign(self, seen: torch.Tensor,
+               embedded_means: torch.Tensor) -> Dict[str, int]:
+        """Re-cluster the ``seen`` classes ``(K,)`` from their means ``(K,
+        D)`` in the space the loss compares (``class_means``, embedded by the
+        caller); see ``assign_seen_classes`` for the rules.
+
+        Clustering runs once (rank 0) and is broadcast; ranks are then
+        checked to agree. Resets the statistics.
 
         Returns:
             ``dict(changed, seen_classes, assigned_classes,
             unassigned_prompts)``.
         """
-        feat_sum = self.feat_sum.clone()
-        feat_count = self.feat_count.clone()
-        dist.all_reduce(feat_sum, op='sum')
-        dist.all_reduce(feat_count, op='sum')
         previous = self.class_to_prompt.clone()
-        mapping, centroids = self.class_to_prompt.clone(), self.centroids.clone()
-        if dist.get_rank() == 0:
-            seen = torch.nonzero(feat_count > 0).flatten()
-            if len(seen):
-                means = feat_sum[seen] / feat_count[seen, None]
-                if transform is not None:
-                    means = transform(means.to(self.centroids.device))
-                means = F.normalize(means.float(), dim=1)
-                assign, centroids = self._cluster(means.cpu(), centroids.cpu())
-                mapping[seen] = assign.to(mapping.device)
+        mapping, centroids = previous.clone(), self.centroids.clone()
+        if dist.get_rank() == 0 and len(seen):
+            means = F.normalize(embedded_means.detach().float(), dim=1)
+            new_mapping, new_centroids = assign_seen_classes(
+                previous.cpu(), seen.cpu(), means.cpu(), centroids.cpu(),
+                warm_start=self.initialized, seed=self.seed)
+            mapping.copy_(new_mapping)
+            centroids.copy_(new_centroids)
         dist.broadcast(mapping, src=0)
         dist.broadcast(centroids, src=0)
         self.class_to_prompt.copy_(mapping)
-        self.centroids.copy_(centroids.to(self.centroids.device))
+        self.centroids.copy_(centroids)
+        self.check_agreement()
         self.num_refreshes += 1
         self.reset_statistics()
         return dict(
             changed=int((previous != self.class_to_prompt).sum()),
-            seen_classes=int((feat_count > 0).sum()),
-            assigned_classes=int((self.class_to_prompt >= 0).sum()),
+            seen_classes=len(seen),
+            assigned_classes=int((self.class_to_prompt != NO_PROMPT).sum()),
             unassigned_prompts=self.num_unassigned_prompts())
 
-    def _cluster(self, means: torch.Tensor, previous_centroids: torch.Tensor):
-        """k-means of ``means`` ``(K, D)`` into ``N`` clusters; with ``K <=
-        N`` every class gets its own prompt and the rest stay unassigned."""
-        num_seen = means.shape[0]
-        if num_seen <= self.num_prompts:
-            centroids = previous_centroids.clone()
-            centroids[:num_seen] = means
-            return torch.arange(num_seen), centroids
-        from sklearn.cluster import KMeans
-        data = means.double().numpy()
-        if self.initialized:
-            # Warm start keeps cluster k near the old centroid k, so prompt
-            # k keeps (mostly) the same classes across refreshes.
-            init, n_init = previous_centroids.double().numpy(), 1
-        else:
-            init, n_init = 'k-means++', 4
-        kmeans = KMeans(n_clusters=self.num_prompts, init=init, n_init=n_init,
-                        random_state=self.seed)
-        # Single-threaded on purpose: a few hundred points are too little
-        # work to split, and sklearn's OpenMP threads calling multi-threaded
-        # BLAS, next to torch's own OpenMP pool, oversubscribe the cores. On
-        # the 2-core CPU a 1000 x 768 refresh took 0.07-0.7 s depending on
-        # other load, single-threaded a steady 0.05 s (docs/performance.md).
-        # Thread count only changes floating-point summation order.
-        with _single_threaded():
-            labels = kmeans.fit_predict(data)
-        return (torch.from_numpy(labels.astype(np.int64)),
-                torch.from_numpy(kmeans.cluster_centers_).float())
+    def refresh(self) -> Dict[str, int]:
+        """``assign`` on the raw class means (no embedding)."""
+        return self.assign(*self.class_means())
+
+    def check_agreement(self) -> None:
+        """``RuntimeError`` unless every rank holds the same mapping (a
+        cheap guard: ``C`` integers)."""
+        if dist.get_world_size() == 1:
+            return
+        if any(not torch.equal(m, self.class_to_prompt)
+               for m in dist.all_gather(self.class_to_prompt)):
+            raise RuntimeError('DA-VPT: ranks disagree on the class -> '
+                               'prompt mapping after a refresh')

@@ -1,29 +1,66 @@
-"""What segmentation and classification metric guidance share (METHOD.md
-sections 2-3): the compared vector space, the Proxy-Anchor loss against the
-guided prompts, cross-rank gathering and the class -> prompt mapping."""
-from typing import Dict, Sequence
+"""What segmentation and classification metric guidance share (paper
+Sec. 3.2-3.4; ``docs/method.md`` sections 2-3): the compared vector space,
+the loop over guided layers, the metric losses against the guided prompts,
+cross-rank gathering and the class -> prompt mapping.
+
+Guidance never sees the backbone: everything it compares comes from the
+``LayerTaps`` of the guided layers (backbone -> taps -> guidance -> loss).
+"""
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed.nn
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine import dist
+from mmseg.registry import MODELS
 
 from ..backbones.layer_taps import LayerTaps
-from ..losses import proxy_anchor_loss
 from .class_prompt_mapping import ClassPromptMapping
+from .sentinels import NO_PROMPT
 
-NO_CLASS = -1
+#: Compared vector spaces: the paper's (both sides ``W_q``-projected),
+#: unprojected, and the authors' released code's choice.
+FEATURES = ('query', 'raw', 'released')
+
+#: Renamed settings -> where they live now (loss modules, issue 11).
+RENAMED_KEYS = {
+    'prompt_loss_weight': 'loss_prompt.loss_weight',
+    'cls_loss_weight': 'loss_cls.loss_weight',
+    'margin': 'loss_prompt.margin and loss_cls.margin',
+    'alpha': 'loss_prompt.alpha and loss_cls.alpha',
+}
+
+
+def default_loss(name: str) -> dict:
+    """The paper's term: Proxy-Anchor, delta 0.1, alpha 32, weight 0.05."""
+    return dict(type='ProxyAnchorLoss', margin=0.1, alpha=32.0,
+                loss_weight=0.05, loss_name=name)
 
 
 class MetricGuidance(nn.Module):
     """Base of ``SegMetricGuidance`` and ``ClsMetricGuidance``.
 
-    Vectors compared (``x`` and ``p``): the attention output before the
-    output projection at the token positions (a saliency aggregate that needs
-    no attention map), and the prompt tokens. With ``feature='query'`` both
-    go through the layer's query weight ``W_q`` (no bias, as the paper's
-    ``W_q p``, ``W_q x``); ``'raw'`` compares them as they are.
+    The base runs the loop over guided layers (autocast off, proxies once
+    per layer, the assigned-prompt mask once per batch, cross-rank gather,
+    mean over layers, logged ``img_frac`` / ``unassigned_prompts``).
+    Subclasses supply ``image_targets`` (one class per image and which
+    patch tokens are its samples) and ``accumulate`` (class statistics for
+    the mapping, called by the model, never by ``loss``).
+
+    Vectors compared, by ``feature``:
+
+    * ``'query'`` (default, the paper's better choice, Sec. 3.2): the
+      attention output before the output projection at the token positions
+      (a saliency aggregate, Sec. 3.3) and the prompts, both through the
+      layer's ``W_q`` without bias;
+    * ``'raw'``: the same two, unprojected;
+    * ``'released'``: the authors' released code: for ``L_p`` the layer's
+      input (block input, before its first norm) patch tokens vs the raw
+      prompts; for ``L_cls`` the [CLS] query the attention computed,
+      ``W_q LN(x_cls) + b_q``, vs the raw prompts. The released code also
+      averages the patch tokens per image: pair it with
+      ``pooling='image_mean'``. Needs ``LayerTaps.query``.
 
     Only prompts that some class maps to are proxies. Prompts left without a
     class (tasks with fewer classes than guided prompts, paper App. A.3) are
@@ -34,68 +71,127 @@ class MetricGuidance(nn.Module):
         num_classes: classes ``C``.
         embed_dims, guided_layers, num_guided_prompts: from the backbone
             (filled in by the segmentor / classifier).
-        prompt_loss_weight: ``beta`` (paper: 0.05 for segmentation).
-        cls_loss_weight: ``lambda`` (paper: 0.05 for segmentation).
-        margin, alpha: Proxy-Anchor ``delta`` (0.1) and ``alpha`` (32).
-        feature: ``'query'`` (default, the paper's better choice) or ``'raw'``.
+        loss_prompt: the ``L_p`` term (Eq. 4), a loss config such as
+            ``dict(type='ProxyAnchorLoss', margin=0.1, alpha=32.0,
+            loss_weight=0.05)`` (``loss_weight`` is ``beta``; ``loss_name``
+            defaults to ``'loss_prompt'``); ``None`` leaves the term out.
+        loss_cls: the ``L_cls`` term (Eq. 5), ``loss_weight`` is ``lambda``;
+            ``loss_name`` defaults to ``'loss_cls'``; ``None`` leaves it out.
+        feature: ``'query'``, ``'raw'`` or ``'released'`` (see above).
+        pooling: how patch tokens become samples; ``'image_mean'`` (one
+            sample per image) or the subclass's token-level default.
         kmeans_seed: random state of the class -> prompt k-means.
         gather_across_ranks: compute the loss over the samples of all ranks
             (autograd-aware all_gather), so negatives come from the global
             batch, as in a single-process run with the same global batch.
             Off: each rank uses its own samples only (cheaper, what the
-            reference code does).
+            released code does).
     """
+
+    #: token-level pooling name of the subclass, then ``'image_mean'``
+    POOLINGS: Tuple[str, ...] = ('tokens', 'image_mean')
 
     def __init__(self,
                  num_classes: int,
                  embed_dims: int,
                  guided_layers: Sequence[int],
                  num_guided_prompts: int,
-                 prompt_loss_weight: float = 0.05,
-                 cls_loss_weight: float = 0.05,
-                 margin: float = 0.1,
-                 alpha: float = 32.0,
+                 loss_prompt: Optional[dict] = default_loss('loss_prompt'),
+                 loss_cls: Optional[dict] = default_loss('loss_cls'),
                  feature: str = 'query',
+                 pooling: Optional[str] = None,
                  kmeans_seed: int = 0,
-                 gather_across_ranks: bool = False):
+                 gather_across_ranks: bool = False,
+                 **renamed):
         super().__init__()
+        self._reject_renamed(renamed)
         if not guided_layers:
             raise ValueError(
                 'metric guidance needs guided layers: set the backbone\'s '
                 '`guided_layers` (paper: the last layer, e.g. (23,) for '
                 'ViT-L, (11,) for ViT-B)')
-        if feature not in ('query', 'raw'):
-            raise ValueError(f"feature must be 'query' or 'raw', got "
+        if feature not in FEATURES:
+            raise ValueError(f'feature must be one of {FEATURES}, got '
                              f'{feature!r}')
+        pooling = self.POOLINGS[0] if pooling is None else pooling
+        if pooling not in self.POOLINGS:
+            raise ValueError(f'pooling must be one of {self.POOLINGS}, got '
+                             f'{pooling!r}')
         self.num_classes = num_classes
         self.guided_layers = tuple(guided_layers)
-        self.prompt_loss_weight = prompt_loss_weight
-        self.cls_loss_weight = cls_loss_weight
-        self.margin = margin
-        self.alpha = alpha
         self.feature = feature
+        self.pooling = pooling
         self.gather_across_ranks = gather_across_ranks
+        self.loss_prompt = self._build_loss(loss_prompt, 'loss_prompt')
+        self.loss_cls = self._build_loss(loss_cls, 'loss_cls')
+        if self.loss_prompt is not None and self.loss_cls is not None and \
+                self.loss_prompt.loss_name == self.loss_cls.loss_name:
+            raise ValueError('loss_prompt and loss_cls need different '
+                             f'loss_name, both are '
+                             f'{self.loss_prompt.loss_name!r}')
         self.mapping = ClassPromptMapping(num_classes, num_guided_prompts,
                                           embed_dims, seed=kmeans_seed)
 
+    @staticmethod
+    def _reject_renamed(renamed: dict) -> None:
+        old = [k for k in renamed if k in RENAMED_KEYS]
+        if old:
+            raise ValueError(
+                'metric guidance settings were renamed; in the config, '
+                'rename ' + '; '.join(f'{k} -> {RENAMED_KEYS[k]}'
+                                      for k in old) +
+                " (e.g. loss_prompt=dict(type='ProxyAnchorLoss', margin=0.1, "
+                'alpha=32.0, loss_weight=0.05))')
+        if renamed:
+            raise TypeError('unexpected metric guidance argument(s): '
+                            f'{sorted(renamed)}')
+
+    @staticmethod
+    def _build_loss(cfg: Optional[dict], name: str) -> Optional[nn.Module]:
+        if cfg is None:
+            return None
+        if not isinstance(cfg, dict) or 'type' not in cfg:
+            raise ValueError(f'{name} must be a loss config with a type, '
+                             f"e.g. dict(type='ProxyAnchorLoss'), got {cfg!r}")
+        return MODELS.build(cfg, default_args=dict(loss_name=name))
+
     # ------------------------------------------------------------ vectors
-    def _embed(self, backbone: nn.Module, layer: int,
-               vectors: torch.Tensor) -> torch.Tensor:
+    @property
+    def mapping_layer(self) -> int:
+        """The guided layer whose features build the class statistics."""
+        return max(self.guided_layers)
+
+    @property
+    def maps_in_query_space(self) -> bool:
+        """Whether class means go through ``W_q`` (of ``mapping_layer``)
+        before clustering, as the compared tokens do."""
+        return self.feature == 'query'
+
+    def token_features(self, tap: LayerTaps) -> torch.Tensor:
+        """``(B, T, D)`` tokens whose patch positions are ``L_p`` samples
+        (before embedding): the block input for ``'released'``, else the
+        attention output."""
+        return tap.block_input if self.feature == 'released' else tap.context
+
+    def _embed(self, tap: LayerTaps, vectors: torch.Tensor) -> torch.Tensor:
         """Vectors ``(..., D)`` in the compared space, float32 (callers run
         with autocast off: fp16 projections and similarities overflow
         easily, and these tensors are small)."""
         vectors = vectors.float()
-        if self.feature == 'raw':
-            return vectors
-        return backbone.layers[layer].attn.attn.project_query(
-            vectors, bias=False)
+        return tap.project_query(vectors) if self.feature == 'query' \
+            else vectors
 
-    @staticmethod
-    def _split_tokens(tap: LayerTaps):
-        """``context`` ``(B, T, D)`` -> ([CLS] ``(B, D)`` or None, patches
-        ``(B, L, D)``)."""
-        cls = tap.context[:, 0] if tap.num_prefix else None
-        return cls, tap.context[:, tap.num_prefix + tap.num_prompt_tokens:]
+    def _cls_samples(self, tap: LayerTaps) -> torch.Tensor:
+        """``(B, D)`` [CLS] vectors of ``L_cls`` in the compared space."""
+        if self.feature != 'released':
+            return self._embed(tap, tap.cls_token())
+        query = getattr(tap, 'query', None)
+        if query is None:
+            raise RuntimeError(
+                "feature='released' compares the [CLS] query W_q LN(x) + b_q "
+                'with the prompts, but the backbone taps carry no `query` '
+                "tensor; use feature='query' or 'raw'")
+        return query[:, 0].float()
 
     def _check_initialized(self) -> None:
         if not self.mapping.initialized:
@@ -105,49 +201,87 @@ class MetricGuidance(nn.Module):
                 'model.refresh_class_mapping() after collecting class '
                 'features')
 
+    # ------------------------------------------------------------ subclass
+    def image_targets(self, taps: Dict[int, LayerTaps], labels: torch.Tensor,
+                      **kwargs) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``(classes (B,), token_mask (B, L) or None)``: one class per image
+        (``NO_CLASS`` for none) and which patch tokens are its samples
+        (``None``: all). Implemented by subclasses."""
+        raise NotImplementedError
+
+    def accumulate(self, taps: Dict[int, LayerTaps],
+                   labels: torch.Tensor) -> None:
+        """Add a batch to the class statistics. Implemented by subclasses."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------ losses
-    def _assigned_prompts(self):
-        """``(assigned, position)``: which guided prompts some class maps to
-        ``(N,)`` bool, and each prompt's index among those ``(N,)``."""
-        mapped = self.mapping.class_to_prompt
-        assigned = torch.zeros(self.mapping.num_prompts, dtype=torch.bool,
-                               device=mapped.device)
-        assigned[mapped[mapped >= 0]] = True
-        return assigned, torch.cumsum(assigned.long(), 0) - 1
+    def loss(self, taps: Dict[int, LayerTaps], labels: torch.Tensor,
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """DA-VPT losses for one batch.
 
-    def _proxies(self, backbone: nn.Module, layer: int,
-                 assigned: torch.Tensor) -> torch.Tensor:
-        """The assigned prompts of ``layer`` in the compared space
-        ``(N_assigned, D)``: the Proxy-Anchor proxies."""
-        return self._embed(backbone, layer,
-                           backbone.layer_prompts(layer))[assigned]
-
-    def _proxy_loss(self, backbone: nn.Module, layer: int,
-                    samples: torch.Tensor, prompt_labels: torch.Tensor,
-                    proxies: torch.Tensor,
-                    position: torch.Tensor) -> torch.Tensor:
-        """Proxy-Anchor loss of ``samples`` ``(M, D)`` with guided-prompt
-        labels ``(M,)`` against ``proxies`` (``_proxies``); ``position``
-        renumbers prompt labels to rows of ``proxies``."""
-        samples, prompt_labels = self._gather(
-            self._embed(backbone, layer, samples), prompt_labels)
-        return proxy_anchor_loss(samples, position[prompt_labels], proxies,
-                                 self.margin, self.alpha)
-
-    def _weighted(self, losses: Dict[str, torch.Tensor], has_cls: bool,
-                  used: torch.Tensor,
-                  assigned: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Loss weights, the mean over guided layers and logged scalars."""
-        n = len(self.guided_layers)
-        out = dict(loss_prompt=self.prompt_loss_weight *
-                   losses['loss_prompt'] / n)
-        if has_cls:
-            out['loss_cls'] = self.cls_loss_weight * losses['loss_cls'] / n
+        Args:
+            taps: ``forward_with_taps`` output for the guided layers.
+            labels: the batch's labels as the subclass takes them.
+            **kwargs: passed to ``image_targets``.
+        Returns:
+            The weighted ``L_p`` (under ``loss_prompt.loss_name``) and, with
+            a [CLS] token, ``L_cls`` (``loss_cls.loss_name``), averaged over
+            guided layers; zero (not NaN) when no image has a usable class.
+            Also the logged scalars ``img_frac`` (images that contributed)
+            and ``unassigned_prompts``.
+        """
+        self._check_initialized()
+        classes, token_mask = self.image_targets(taps, labels, **kwargs)
+        prompt_of = self.mapping.lookup(classes)
+        use = prompt_of != NO_PROMPT  # images that contribute
+        assigned = self.mapping.assigned_prompts()
+        position = torch.cumsum(assigned.long(), 0) - 1  # row among proxies
+        if self.pooling == 'image_mean':
+            sample_prompts = prompt_of[use]
+        else:
+            if token_mask is None:
+                first = taps[self.guided_layers[0]]
+                token_mask = torch.ones(
+                    len(classes), first.context.shape[1] - first.first_patch,
+                    dtype=torch.bool, device=classes.device)
+            token_mask = token_mask & use[:, None]
+            sample_prompts = prompt_of[:, None].expand_as(token_mask)[
+                token_mask]
+        has_cls = taps[self.guided_layers[0]].num_prefix > 0
+        totals = {}
+        with torch.autocast(classes.device.type, enabled=False):
+            for layer in self.guided_layers:
+                tap = taps[layer]
+                proxies = self._embed(tap, tap.prompts)[assigned]
+                if self.loss_prompt is not None:
+                    patches = tap.patch_tokens(self.token_features(tap))
+                    samples = patches.mean(1)[use] \
+                        if self.pooling == 'image_mean' else \
+                        patches[token_mask]
+                    self._add(totals, self.loss_prompt,
+                              self._embed(tap, samples), sample_prompts,
+                              proxies, position)
+                if self.loss_cls is not None and has_cls:
+                    self._add(totals, self.loss_cls,
+                              self._cls_samples(tap)[use], prompt_of[use],
+                              proxies, position)
+        out = {name: total / len(self.guided_layers)
+               for name, total in totals.items()}
         # Logged, not optimised (no 'loss' in the name): how much of the
         # batch fed the metric loss, and prompts that guide no class.
-        out['img_frac'] = used.float().mean().detach()
-        out['unassigned_prompts'] = (~assigned).sum().float().to(used.device)
+        out['img_frac'] = use.float().mean().detach()
+        out['unassigned_prompts'] = (~assigned).sum().float().to(use.device)
         return out
+
+    def _add(self, totals: dict, loss: nn.Module, samples: torch.Tensor,
+             prompts: torch.Tensor, proxies: torch.Tensor,
+             position: torch.Tensor) -> None:
+        """Add ``loss`` of ``samples`` ``(M, D)`` with prompt ids ``(M,)``
+        (renumbered by ``position`` to rows of ``proxies``) into
+        ``totals``."""
+        samples, prompts = self._gather(samples, prompts)
+        value = loss(samples, position[prompts], proxies)
+        totals[loss.loss_name] = totals.get(loss.loss_name, 0.) + value
 
     def _gather(self, samples: torch.Tensor, labels: torch.Tensor):
         """With ``gather_across_ranks``, all ranks' samples ``(M_r, D)`` and
@@ -161,19 +295,10 @@ class MetricGuidance(nn.Module):
         longest = int(max(c.item() for c in counts))
         pad = longest - samples.shape[0]
         padded = F.pad(samples, (0, 0, 0, pad))
-        padded_labels = F.pad(labels, (0, pad), value=NO_CLASS)
+        padded_labels = F.pad(labels, (0, pad), value=NO_PROMPT)
         # autograd-aware all_gather: gradients flow back to each rank
         all_samples = torch.cat(
             torch.distributed.nn.functional.all_gather(padded))
         all_labels = torch.cat(dist.all_gather(padded_labels))
-        keep = all_labels >= 0
+        keep = all_labels != NO_PROMPT
         return all_samples[keep], all_labels[keep]
-
-    # ------------------------------------------------------------ mapping
-    def refresh(self, backbone: nn.Module) -> Dict[str, int]:
-        """k-means over the accumulated class means (see
-        ``ClassPromptMapping.refresh``), in the compared space of the
-        deepest guided layer."""
-        layer = max(self.guided_layers)
-        return self.mapping.refresh(
-            lambda means: self._embed(backbone, layer, means))

@@ -1,13 +1,14 @@
-"""DA-VPT metric guidance for semantic segmentation (METHOD.md sections 2-3)."""
+"""DA-VPT metric guidance for semantic segmentation (paper Sec. 3.2-3.4;
+``docs/method.md`` sections 2-4)."""
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 
 from ..backbones.layer_taps import LayerTaps
-from .metric_guidance import NO_CLASS, MetricGuidance
+from .metric_guidance import MetricGuidance
+from .sentinels import NO_CLASS
 
 
 @MODELS.register_module()
@@ -26,15 +27,17 @@ class SegMetricGuidance(MetricGuidance):
         num_classes: segmentation classes ``C``.
         pooling: ``'class_masked'`` (default: the class's tokens, Eq. 4) or
             ``'image_mean'`` (one sample per image: the mean of all its patch
-            tokens, as the reference code does).
+            tokens, as the released code does).
         background_classes: class ids never drawn as targets (e.g. a
             'background' class that is not reduced to the ignore index).
         ignore_index: label of ignored pixels (255 in MMSegmentation).
         **kwargs: ``MetricGuidance`` arguments (``embed_dims``,
-            ``guided_layers``, ``num_guided_prompts``, ``prompt_loss_weight``
-            ``beta``, ``cls_loss_weight`` ``lambda``, ``margin``, ``alpha``,
-            ``feature``, ``kmeans_seed``, ``gather_across_ranks``).
+            ``guided_layers``, ``num_guided_prompts``, ``loss_prompt``,
+            ``loss_cls``, ``feature``, ``kmeans_seed``,
+            ``gather_across_ranks``).
     """
+
+    POOLINGS = ('class_masked', 'image_mean')
 
     def __init__(self,
                  num_classes: int,
@@ -42,10 +45,7 @@ class SegMetricGuidance(MetricGuidance):
                  background_classes: Sequence[int] = (),
                  ignore_index: int = 255,
                  **kwargs):
-        super().__init__(num_classes=num_classes, **kwargs)
-        if pooling not in ('class_masked', 'image_mean'):
-            raise ValueError("pooling must be 'class_masked' or "
-                             f"'image_mean', got {pooling!r}")
+        super().__init__(num_classes=num_classes, pooling=pooling, **kwargs)
         bad = [c for c in background_classes if not 0 <= c < num_classes]
         if bad:
             raise ValueError(f'background_classes {bad} are not class ids '
@@ -53,7 +53,6 @@ class SegMetricGuidance(MetricGuidance):
         if len(set(background_classes)) >= num_classes:
             raise ValueError('every class is a background class; no class '
                              'is left to guide the prompts')
-        self.pooling = pooling
         self.ignore_index = ignore_index
         self.register_buffer(
             'is_background',
@@ -67,7 +66,7 @@ class SegMetricGuidance(MetricGuidance):
     def patch_labels(self, gt: torch.Tensor, grid: Tuple[int, int],
                      patch_size: int) -> torch.Tensor:
         """Label map ``(B, H, W)`` -> patch labels ``(B, h*w)``: the label at
-        each patch centre (nearest resize); ``-1`` for ignore, background,
+        each patch centre (nearest resize); ``NO_CLASS`` for ignore, background,
         and patches whose centre lies in the patch embedding's padding
         (inputs that are not a multiple of the patch size).
         """
@@ -120,76 +119,35 @@ class SegMetricGuidance(MetricGuidance):
                 target[b] = classes[pick]
         return target.to(labels.device)
 
-    # ------------------------------------------------------------ losses
-    def loss(self,
-             backbone: nn.Module,
-             taps: Dict[int, LayerTaps],
-             gt: torch.Tensor,
-             grid: Tuple[int, int],
-             seeds: Optional[Sequence[int]] = None
-             ) -> Dict[str, torch.Tensor]:
-        """DA-VPT losses for one batch.
+    # ------------------------------------------------------------ targets
+    def image_targets(self, taps: Dict[int, LayerTaps], gt: torch.Tensor,
+                      seeds: Optional[Sequence[int]] = None
+                      ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One drawn class per image ``(B,)`` and its tokens ``(B, L)``.
 
         Args:
-            backbone: the ``PromptedVisionTransformer`` (prompts, ``W_q``).
-            taps: ``forward_with_taps`` output for the guided layers.
+            taps: guided-layer taps (for the patch grid and size).
             gt: label maps ``(B, H, W)`` at input resolution.
-            grid: patch grid ``(h, w)``.
             seeds: per-image seeds for the class draw (``sample_targets``).
-        Returns:
-            ``loss_prompt`` (``beta * L_p``) and, with a [CLS] token,
-            ``loss_cls`` (``lambda * L_cls``), averaged over guided layers;
-            zero (not NaN) when no image has a usable class. Also the
-            logged scalars ``img_frac`` (images that contributed) and
-            ``unassigned_prompts``.
         """
-        self._check_initialized()
-        labels = self.patch_labels(gt, grid, backbone.patch_size)
+        labels = self._patch_labels_of(taps, gt)
         target = self.sample_targets(labels, seeds)
-        prompt_of_target = torch.where(
-            target >= 0, self.mapping.lookup(target.clamp(min=0)), NO_CLASS)
-        use = prompt_of_target >= 0  # images that contribute
-        self.accumulate(taps, labels)
+        return target, labels == target[:, None]
 
-        losses = dict(loss_prompt=0., loss_cls=0.)
-        assigned, position = self._assigned_prompts()
-        with torch.autocast(gt.device.type, enabled=False):
-            self._layer_losses(backbone, taps, labels, target,
-                               prompt_of_target, use, assigned, position,
-                               losses)
-        return self._weighted(losses, taps[self.guided_layers[0]].num_prefix
-                              > 0, use, assigned)
+    def _patch_labels_of(self, taps: Dict[int, LayerTaps],
+                         gt: torch.Tensor) -> torch.Tensor:
+        tap = taps[self.mapping_layer]
+        return self.patch_labels(gt, tap.grid, tap.patch_size)
 
-    def _layer_losses(self, backbone, taps, labels, target, prompt_of_target,
-                      use, assigned, position, losses) -> None:
-        """Add each guided layer's ``L_p`` and ``L_cls`` into ``losses``."""
-        # which tokens are samples (and their labels) is the same in every
-        # guided layer
-        if self.pooling == 'class_masked':
-            mask = (labels == target[:, None]) & use[:, None]
-            sample_labels = prompt_of_target[:, None].expand_as(labels)[mask]
-        else:
-            sample_labels = prompt_of_target[use]
-        for layer in self.guided_layers:
-            cls, patches = self._split_tokens(taps[layer])
-            samples = patches[mask] if self.pooling == 'class_masked' else \
-                patches.mean(1)[use]
-            proxies = self._proxies(backbone, layer, assigned)
-            losses['loss_prompt'] = losses['loss_prompt'] + self._proxy_loss(
-                backbone, layer, samples, sample_labels, proxies, position)
-            if cls is not None:
-                losses['loss_cls'] = losses['loss_cls'] + self._proxy_loss(
-                    backbone, layer, cls[use], prompt_of_target[use],
-                    proxies, position)
-
-    # ------------------------------------------------------------ mapping
     @torch.no_grad()
     def accumulate(self, taps: Dict[int, LayerTaps],
-                   labels: torch.Tensor) -> None:
-        """Add the raw patch features of the deepest guided layer to the
-        per-class sums (``labels`` ``(B, L)`` from ``patch_labels``). Raw
-        features suffice: ``W_q`` is linear, so it is applied to the class
-        means at refresh time."""
-        _, patches = self._split_tokens(taps[max(self.guided_layers)])
-        valid = labels >= 0
+                   gt: torch.Tensor) -> None:
+        """Add the patch features of ``mapping_layer`` (``token_features``,
+        unprojected) to the per-class sums of their patch labels (from the
+        label maps ``gt`` ``(B, H, W)``). ``W_q`` is linear, so the model
+        applies it to the class means at refresh time."""
+        labels = self._patch_labels_of(taps, gt)
+        tap = taps[self.mapping_layer]
+        patches = tap.patch_tokens(self.token_features(tap))
+        valid = labels != NO_CLASS
         self.mapping.accumulate(patches[valid], labels[valid])

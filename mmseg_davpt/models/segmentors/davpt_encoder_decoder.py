@@ -1,5 +1,4 @@
 """EncoderDecoder with DA-VPT metric guidance on a prompted ViT."""
-import math
 import zlib
 from typing import Dict, List, Optional
 
@@ -45,10 +44,6 @@ class DAVPTEncoderDecoder(SlideProgressMixin, DAVPTMixin, EncoderDecoder):
             num_classes=self.decode_head.num_classes,
             ignore_index=self.decode_head.ignore_index)
 
-    def _patch_grid(self, inputs: torch.Tensor):
-        p = self.backbone.patch_size
-        return (math.ceil(inputs.shape[-2] / p), math.ceil(inputs.shape[-1] / p))
-
     @staticmethod
     def _draw_seeds(data_samples: List) -> Optional[List[int]]:
         """Per-image seeds for the class draw from the image path and the
@@ -66,7 +61,8 @@ class DAVPTEncoderDecoder(SlideProgressMixin, DAVPTMixin, EncoderDecoder):
         return torch.stack([s.gt_sem_seg.data[0] for s in data_samples])
 
     def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict:
-        """Decode / auxiliary losses plus the DA-VPT terms."""
+        """Decode / auxiliary losses plus the DA-VPT terms; the batch's
+        class features are added to the mapping statistics."""
         if self.metric_guidance is None:
             return super().loss(inputs, data_samples)
         outs, taps = self.backbone.forward_with_taps(inputs)
@@ -75,10 +71,10 @@ class DAVPTEncoderDecoder(SlideProgressMixin, DAVPTMixin, EncoderDecoder):
         losses.update(self._decode_head_forward_train(x, data_samples))
         if self.with_auxiliary_head:
             losses.update(self._auxiliary_head_forward_train(x, data_samples))
-        guidance = self.metric_guidance.loss(self.backbone, taps,
-                                             self._stack_gt(data_samples),
-                                             self._patch_grid(inputs),
-                                             self._draw_seeds(data_samples))
+        gt = self._stack_gt(data_samples)
+        guidance = self.metric_guidance.loss(
+            taps, gt, seeds=self._draw_seeds(data_samples))
+        self.metric_guidance.accumulate(taps, gt)
         losses.update(add_prefix(guidance, 'davpt'))
         return losses
 
@@ -87,9 +83,6 @@ class DAVPTEncoderDecoder(SlideProgressMixin, DAVPTMixin, EncoderDecoder):
                                data_samples: List) -> None:
         """Accumulate per-class features of a batch (no gradient, no heads)
         for the next mapping refresh."""
-        layer = max(self.metric_guidance.guided_layers)
+        layer = self.metric_guidance.mapping_layer
         _, taps = self.backbone.forward_with_taps(inputs, tap_layers=(layer, ))
-        labels = self.metric_guidance.patch_labels(
-            self._stack_gt(data_samples), self._patch_grid(inputs),
-            self.backbone.patch_size)
-        self.metric_guidance.accumulate(taps, labels)
+        self.metric_guidance.accumulate(taps, self._stack_gt(data_samples))

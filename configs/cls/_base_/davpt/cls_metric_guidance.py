@@ -1,14 +1,15 @@
-# DA-VPT metric guidance for classification (docs/method.md sections 2-3, 5).
-# The variants plug these variables in (mmengine refuses a key defined in two
-# sibling _base_ files, so they are not `model` / `custom_hooks` here).
+# DA-VPT metric guidance for classification (docs/method.md sections 2-3 and
+# 5). The variants plug these variables in (mmengine refuses a key defined in
+# two sibling _base_ files, so they are not `model` / `custom_hooks` here).
 davpt_cls_guidance = dict(
     type='ClsMetricGuidance',
     # beta and lambda: the paper gives 0.05 for segmentation; no per-task
-    # classification values were published.
-    prompt_loss_weight=0.05,
-    cls_loss_weight=0.05,
-    margin=0.1,  # Proxy-Anchor delta (paper: default)
-    alpha=32.0,  # Proxy-Anchor alpha (paper Table 5: 32)
+    # classification values were published. Proxy-Anchor delta 0.1 and
+    # alpha 32 (paper Table 5).
+    loss_prompt=dict(type='ProxyAnchorLoss', margin=0.1, alpha=32.0,
+                     loss_weight=0.05),
+    loss_cls=dict(type='ProxyAnchorLoss', margin=0.1, alpha=32.0,
+                  loss_weight=0.05),
     feature='query',  # compare W_q p with W_q x (the paper's better choice)
     pooling='tokens')  # every patch token of an image is a sample (Eq. 4)
 davpt_cls_mapping_hook = dict(

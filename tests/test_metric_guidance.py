@@ -1,0 +1,141 @@
+"""MetricGuidance (the shared base): the guided-layer loop against explicit
+computations on hand-made taps, the compared feature spaces, loss configs
+and renamed settings."""
+import pytest
+import torch
+
+import mmseg_davpt  # noqa: F401
+from mmseg_davpt.models.backbones.layer_taps import LayerTaps
+from mmseg_davpt.models.guidance import NO_PROMPT, ClsMetricGuidance
+from tests.test_proxy_anchor_loss import loop_reference
+
+D, N, GRID = 8, 3, (2, 2)
+
+
+def make_taps(layers, B=4, seed=0, query=True):
+    """Random taps of a ViT with [CLS], ``N`` prompts and a 2x2 grid."""
+    g = torch.Generator().manual_seed(seed)
+    T = 1 + N + GRID[0] * GRID[1]
+    taps = {}
+    for layer in layers:
+        w_q = torch.randn(D, D, generator=g)
+        tap = LayerTaps(
+            context=torch.randn(B, T, D, generator=g),
+            block_input=torch.randn(B, T, D, generator=g),
+            prompts=torch.randn(N, D, generator=g),
+            project_query=lambda x, w=w_q: x @ w.T,
+            num_prefix=1, num_prompt_tokens=N, grid=GRID, patch_size=8)
+        tap.w_q = w_q
+        if query:
+            tap.query = torch.randn(B, T, D, generator=g)
+        taps[layer] = tap
+    return taps
+
+
+def guidance(layers=(1, ), mapping=(2, 0, NO_PROMPT), **kwargs):
+    g = ClsMetricGuidance(num_classes=len(mapping), embed_dims=D,
+                          guided_layers=layers, num_guided_prompts=N,
+                          **kwargs)
+    g.mapping.class_to_prompt.copy_(torch.tensor(mapping))
+    g.mapping.num_refreshes.fill_(1)
+    return g
+
+
+def anchor(weight=1., **kwargs):
+    return dict(type='ProxyAnchorLoss', loss_weight=weight, **kwargs)
+
+
+LABELS = torch.tensor([0, 1, 2, 1])  # class 2 has no prompt: image 2 unused
+USE = torch.tensor([True, True, False, True])
+ROWS = torch.tensor([1, 0, 0])  # prompts 2, 0, 0 -> rows of proxies [0, 2]
+
+
+def test_query_feature_layer_mean_against_explicit_computation():
+    g = guidance(layers=(1, 2), loss_prompt=anchor(0.5), loss_cls=anchor(2.))
+    taps = make_taps((1, 2))
+    out = g.loss(taps, LABELS)
+    exp_p = exp_cls = 0.
+    for tap in taps.values():
+        w = tap.w_q
+        proxies = tap.prompts[[0, 2]] @ w.T
+        patches = tap.context[USE, 1 + N:] @ w.T  # (3, 4, D), all tokens
+        exp_p += loop_reference(patches.flatten(0, 1),
+                                ROWS.repeat_interleave(4), proxies, 0.1, 32.)
+        exp_cls += loop_reference(tap.context[USE, 0] @ w.T, ROWS, proxies,
+                                  0.1, 32.)
+    assert out['loss_prompt'].item() == pytest.approx(0.5 * exp_p / 2,
+                                                      rel=1e-4)
+    assert out['loss_cls'].item() == pytest.approx(2. * exp_cls / 2,
+                                                   rel=1e-4)
+    assert out['img_frac'].item() == 0.75
+    assert out['unassigned_prompts'].item() == 1.
+
+
+def test_released_feature_against_explicit_computation():
+    # L_p: per-image mean of the block-input patch tokens vs the raw prompts;
+    # L_cls: the attention's [CLS] query (W_q LN(x) + b_q) vs the raw
+    # prompts; both with the released recipes' similarity scale 5
+    g = guidance(feature='released', pooling='image_mean',
+                 loss_prompt=anchor(similarity_scale=5.),
+                 loss_cls=anchor(similarity_scale=5.))
+    taps = make_taps((1, ))
+    tap = taps[1]
+    out = g.loss(taps, LABELS)
+    proxies = tap.prompts[[0, 2]]
+    exp_p = loop_reference(tap.block_input[USE, 1 + N:].mean(1), ROWS,
+                           proxies, 0.1, 32., scale=5.)
+    exp_cls = loop_reference(tap.query[USE, 0], ROWS, proxies, 0.1, 32.,
+                             scale=5.)
+    assert out['loss_prompt'].item() == pytest.approx(exp_p, rel=1e-4)
+    assert out['loss_cls'].item() == pytest.approx(exp_cls, rel=1e-4)
+
+
+def test_released_feature_needs_the_query_tap():
+    g = guidance(feature='released')
+    with pytest.raises(RuntimeError, match='carry no `query`'):
+        g.loss(make_taps((1, ), query=False), LABELS)
+
+
+def test_raw_feature_compares_unprojected_vectors():
+    g = guidance(feature='raw', loss_cls=None)
+    taps = make_taps((1, ))
+    tap = taps[1]
+    out = g.loss(taps, LABELS)
+    assert 'loss_cls' not in out  # term left out
+    exp = loop_reference(tap.context[USE, 1 + N:].flatten(0, 1),
+                         ROWS.repeat_interleave(4), tap.prompts[[0, 2]], 0.1,
+                         32.)
+    assert out['loss_prompt'].item() == pytest.approx(0.05 * exp, rel=1e-4)
+
+
+@pytest.mark.parametrize('loss_type', ['ProxyNCALoss', 'ProxyTripletLoss'])
+def test_table7_alternatives_plug_in_with_their_own_names(loss_type):
+    g = guidance(loss_prompt=dict(type=loss_type, loss_name='loss_p_alt'),
+                 loss_cls=dict(type=loss_type))
+    out = g.loss(make_taps((1, )), LABELS)
+    assert {'loss_p_alt', 'loss_cls'} <= set(out)
+    assert all(torch.isfinite(out[k]) for k in ('loss_p_alt', 'loss_cls'))
+
+
+@pytest.mark.parametrize('old, new', [
+    ('prompt_loss_weight', 'prompt_loss_weight -> loss_prompt.loss_weight'),
+    ('cls_loss_weight', 'cls_loss_weight -> loss_cls.loss_weight'),
+    ('margin', 'margin -> loss_prompt.margin and loss_cls.margin'),
+    ('alpha', 'alpha -> loss_prompt.alpha and loss_cls.alpha'),
+])
+def test_renamed_settings_say_what_to_rename(old, new):
+    with pytest.raises(ValueError, match=new):
+        guidance(**{old: 0.1})
+
+
+def test_bad_loss_settings_fail_at_build_time_naming_key_and_value():
+    with pytest.raises(ValueError, match='loss_weight must be >= 0, got '
+                       'loss_weight=-1'):
+        guidance(loss_prompt=anchor(-1.))
+    with pytest.raises(ValueError, match='need different loss_name'):
+        guidance(loss_prompt=anchor(loss_name='loss_x'),
+                 loss_cls=anchor(loss_name='loss_x'))
+    with pytest.raises(ValueError, match='must be a loss config'):
+        guidance(loss_prompt=0.05)
+    with pytest.raises(TypeError, match='unexpected metric guidance'):
+        guidance(temperature=2.)
