@@ -58,8 +58,11 @@ def test_released_config_values_equal_the_recipe(row):
     assert backbone.prompt_attn_mask == (row['mask'] == 'true')
     assert backbone.prompt_dropout == float(row['prompt_dropout'])
     assert backbone.drop_path_rate == float(row['drop_path'])
-    assert backbone.out_type == ('mean_tokens' if row['pretrain'] == 'mae'
+    # MAE's head reads the mean of the final-LN tokens after [CLS]
+    assert backbone.out_type == ('mean_tokens' if row['model_name'] == 'mae-B'
                                  else 'cls_token')
+    assert row['classifier_feature'].startswith(
+        'mean' if row['model_name'] == 'mae-B' else 'CLS')
     tuned = set(backbone.tune_params)
     expected = {'v_bias', 'proj_bias', 'patch_embed_bias', 'fc2_bias',
                 'norm2_bias'}
@@ -150,7 +153,9 @@ def test_released_config_builds_with_the_recipe_trainable_set(pretrain):
         model = MODELS.build(cfg.model)
     trainable = {n for n, p in model.backbone.named_parameters()
                  if p.requires_grad}
-    assert 'cls_token' in trainable
+    parts = row['tuned_params'].split(';')
+    assert ('cls_token' in trainable) == ('cls_token' in parts)
+    assert ('layers.0.attn.attn.k_bias' in trainable) == ('k.bias' in parts)
     assert 'patch_embed.projection.bias' in trainable
     assert 'layers.0.attn.attn.v_bias' in trainable
     assert 'layers.0.attn.attn.q_bias' not in trainable
