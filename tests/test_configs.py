@@ -25,7 +25,35 @@ ADE20K = {
     'davpt_setr_ade20k.py': (13.6, DAVPT_PROMPTS, 0),
     'davpt_plus_setr_ade20k.py': (13.7, DAVPT_PROMPTS, KV_BIASES),
     'full_setr_ade20k.py': (317.3, 0, None),
+    # the released code's layout: 10 prompts in layer 12, 20 in the others
+    'davpt-released_setr_ade20k.py': (13.6, DAVPT_PROMPTS, 0),
+    'davpt_plus-released_setr_ade20k.py': (13.7, DAVPT_PROMPTS, KV_BIASES),
 }
+
+
+def test_released_segmentation_settings_differ_only_where_documented():
+    """The released code's ADE20K settings (guided layer 11 with 10
+    prompts, 20 elsewhere, scale ratio 5, beta = lambda = 0.05, block-input
+    features, xavier / 8 init) next to the paper's reading."""
+    paper = Config.fromfile(osp.join(ROOT, 'configs', 'davpt_setr_ade20k.py'))
+    released = Config.fromfile(
+        osp.join(ROOT, 'configs', 'davpt-released_setr_ade20k.py'))
+    pb, rb = paper.model.backbone, released.model.backbone
+    assert (tuple(pb.guided_layers), tuple(rb.guided_layers)) == ((23, ),
+                                                                  (11, ))
+    assert rb.num_guided_prompts == 10 and rb.num_prompts == 20
+    assert rb.prompt_init == 'xavier_div8' and 'prompt_init' not in pb
+    pg, rg = paper.model.metric_guidance, released.model.metric_guidance
+    assert (pg.feature, rg.feature) == ('query', 'released')
+    assert (pg.pooling, rg.pooling) == ('class_masked', 'image_mean')
+    for key in ('loss_prompt', 'loss_cls'):
+        assert rg[key].loss_weight == pg[key].loss_weight == 0.05
+        assert rg[key].similarity_scale == 5.0
+        assert pg[key].get('similarity_scale', 1.0) == 1.0
+    for cfg in (pb, rb):
+        cfg.pop('guided_layers'), cfg.pop('num_guided_prompts')
+        cfg.pop('prompt_init', None)
+    assert pb == rb
 
 
 def test_configs_are_shipped():
