@@ -2,7 +2,8 @@
 # 10 warm-up epochs, cosine decay to 1e-8. Batch 32 (set in the datasets).
 # lr and weight decay are searched per task in the paper (Table 5:
 # lr {1e-3, 5e-4, 1e-4, 5e-5}, wd {0.001 ... 1.0}); these are starting
-# points, not the per-task optimum (the per-task values were not published).
+# points; the per-task values of the authors' released recipes are in
+# configs/cls/released/ (configs/cls/README.md).
 optim_wrapper = dict(
     type='OptimWrapper',
     # Prompts, tuned biases and the head only; the frozen ViT never enters
