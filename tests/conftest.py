@@ -1,9 +1,21 @@
 """Session fixtures: the generated demo dataset and converted demo ViT."""
+import os
+import os.path as osp
+
 import pytest
 
 from mmseg_davpt.datasets import generate_demo_shapes
 from tools.convert_vit_checkpoint import main as convert_vit
 from tools.make_demo_vit import main as make_demo_vit
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# Tools started as subprocesses (``python tools/train.py``) import test-only
+# hooks from ``tests/`` through ``custom_imports``; pytest's ``pythonpath``
+# setting reaches this process only, so the repository root goes into the
+# environment they inherit.
+os.environ['PYTHONPATH'] = os.pathsep.join(
+    [ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep)
+              if p and p != ROOT])
 
 
 @pytest.fixture(scope='session')
@@ -17,3 +29,15 @@ def demo_data(tmp_path_factory):
     make_demo_vit(['--out', timm])
     convert_vit([timm, mmseg])
     return data_root, mmseg
+
+
+@pytest.fixture(autouse=True)
+def _keep_default_scope():
+    """A test that calls ``init_default_scope`` (mmseg or mmpretrain) must not
+    decide which registry the next test file builds from: each test ends
+    with the default scope it started with."""
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)

@@ -21,6 +21,14 @@ VTAB_COUNTS = dict(train800=12, val200=4, test=8)
 FGVC_COUNTS = dict(train=12, val=4, test=8)
 
 
+@pytest.fixture(autouse=True)
+def _mmpretrain_scope():
+    """The datasets and their pipelines come from mmpretrain's registry."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
+
+
 @pytest.fixture(scope='module')
 def vtab_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('vtab') / 'task')

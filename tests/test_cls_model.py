@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 from mmengine.config import ConfigDict
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope, init_default_scope
 
 import mmseg_davpt  # noqa: F401
 from mmseg_davpt.models.backbones.vit_checkpoint import mmpretrain_to_mmseg
@@ -18,6 +18,13 @@ from mmpretrain.structures import DataSample  # noqa: E402
 
 TINY_ARCH = dict(embed_dims=64, num_layers=3, num_heads=4,
                  feedforward_channels=256)
+
+
+@pytest.fixture(autouse=True)
+def _mmpretrain_scope():
+    """Every test here builds from mmpretrain's registry."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
 
 
 def prompted_backbone(**kwargs):
