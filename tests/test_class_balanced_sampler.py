@@ -197,6 +197,12 @@ def test_runner_built_dataloader_yields_balanced_batches(tmp_path):
     bad = Runner.build_dataloader(dict(cfg, batch_size=4), seed=0)
     with pytest.raises(ValueError, match='batch_size 4 differs'):
         check_balanced_loader(bad)
+    # ... and tools/train.py runs that check before training
+    from types import SimpleNamespace
+
+    from tools.train import check_train_split
+    with pytest.raises(ValueError, match='batch_size 4 differs'):
+        check_train_split(SimpleNamespace(train_dataloader=bad, cfg=None))
 
 
 def _paths_to_indices(dataset, batch):

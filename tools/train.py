@@ -85,6 +85,9 @@ def check_train_split(runner) -> None:
             f'{cfg.get("type")} under data_root={cfg.get("data_root")!r}, '
             f'data_prefix={cfg.get("data_prefix")}, '
             f'ann_file={cfg.get("ann_file", "")!r}')
+    from mmseg_davpt.datasets import check_balanced_loader
+    # a ClassBalancedSampler's blocks must be whole batches
+    check_balanced_loader(runner.train_dataloader)
 
 
 def check_resume(runner) -> None:
