@@ -7,11 +7,11 @@ from typing import Optional
 
 from mmengine import dist
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.utils import ProgressBar
 from mmseg.registry import HOOKS
 
 from ...models.guidance.class_statistics import ensure_writable
+from ...utils.model import unwrap_model
 from ...utils.registry import also_in_mmpretrain
 
 HISTORY_FILE = 'davpt_mapping_history.jsonl'
@@ -78,8 +78,7 @@ class ClassPromptMappingHook(Hook):
 
     @staticmethod
     def _model(runner):
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         if getattr(model, 'metric_guidance', None) is None:
             raise TypeError(
                 'ClassPromptMappingHook needs a model with metric guidance '

@@ -7,8 +7,9 @@ wrong values) trains to loss 0 and learns nothing, without any message.
 import torch
 from mmengine import dist
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
+
+from ...utils.model import unwrap_model
 
 
 def _describe_dataset(dataset) -> str:
@@ -52,9 +53,7 @@ class LabelledPixelsHook(Hook):
         self._labelled = self._images = 0
         self._done = runner.iter >= self.check_iters
         if self.ignore_index is None:
-            model = runner.model.module if is_model_wrapper(
-                runner.model) else runner.model
-            head = getattr(model, 'decode_head', None)
+            head = getattr(unwrap_model(runner.model), 'decode_head', None)
             self.ignore_index = getattr(head, 'ignore_index', 255)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
