@@ -133,7 +133,7 @@ def test_timm_layout_gives_the_same_model(tmp_path):
 
 
 def classifier_cfg(num_classes=3, num_guided_prompts=5, guidance=True,
-                   **backbone):
+                   guidance_cfg=None, **backbone):
     cfg = dict(
         type='DAVPTImageClassifier',
         data_preprocessor=dict(mean=[0., 0., 0.], std=[1., 1., 1.]),
@@ -143,7 +143,8 @@ def classifier_cfg(num_classes=3, num_guided_prompts=5, guidance=True,
         head=dict(type='LinearClsHead', num_classes=num_classes,
                   in_channels=64))
     if guidance:
-        cfg['metric_guidance'] = dict(type='ClsMetricGuidance')
+        cfg['metric_guidance'] = dict(type='ClsMetricGuidance',
+                                      **(guidance_cfg or {}))
     return ConfigDict(cfg)
 
 
@@ -208,6 +209,46 @@ def test_loss_terms_match_proxy_anchor_on_assigned_prompts_only():
     with_extra = proxy_anchor_loss(tap.context[:, 0] @ w_q.T, all_labels,
                                    all_proxies)
     assert not torch.allclose(with_extra, expected_cls, atol=1e-3)
+
+
+def test_released_feature_on_the_real_backbone_taps():
+    """feature='released' end to end: L_p compares each image's mean
+    block-input patch token, L_cls the attention's [CLS] query (bias
+    included), both with the raw prompts, scaled by similarity_scale."""
+    scaled = dict(type='ProxyAnchorLoss', similarity_scale=5.0)
+    model, x, y = mapped_model(
+        num_classes=3, num_guided_prompts=5,
+        guidance_cfg=dict(feature='released', pooling='image_mean',
+                          loss_prompt=dict(scaled, loss_weight=0.05),
+                          loss_cls=dict(scaled, loss_weight=0.05)))
+    model.train()
+    model.backbone.prompt_dropout.p = 0.
+    losses = model.loss(x, samples(y))
+    backbone = model.backbone
+    _, taps = backbone.forward_with_taps(x)
+    tap = taps[2]
+    state = backbone.state_dict()
+    layer = backbone.layers[2]
+    h = layer.ln1(tap.block_input)
+    query = h @ state['layers.2.attn.attn.in_proj_weight'][:64].T + \
+        state['layers.2.attn.attn.in_proj_bias'][:64]
+    mapping = model.metric_guidance.mapping.class_to_prompt
+    assigned = sorted(set(mapping.tolist()))
+    proxies = state['prompts.2'][assigned]
+    relabel = {p: i for i, p in enumerate(assigned)}
+    labels = torch.tensor([relabel[int(mapping[c])] for c in y])
+
+    def scaled_loss(samples_):
+        # a similarity scale s multiplies every cosine: the same as
+        # Proxy-Anchor with alpha * s and margin / s
+        return proxy_anchor_loss(samples_, labels, proxies, margin=0.1 / 5,
+                                 alpha=32. * 5)
+
+    patch_mean = tap.block_input[:, 1 + tap.num_prompt_tokens:].mean(1)
+    assert torch.allclose(losses['davpt.loss_prompt'],
+                          0.05 * scaled_loss(patch_mean), atol=1e-5)
+    assert torch.allclose(losses['davpt.loss_cls'],
+                          0.05 * scaled_loss(query[:, 0]), atol=1e-5)
 
 
 def test_mapping_uses_cls_features_and_kmeans_when_more_classes():

@@ -60,7 +60,7 @@ class MetricGuidance(nn.Module):
       prompts; for ``L_cls`` the [CLS] query the attention computed,
       ``W_q LN(x_cls) + b_q``, vs the raw prompts. The released code also
       averages the patch tokens per image: pair it with
-      ``pooling='image_mean'``. Needs ``LayerTaps.query``.
+      ``pooling='image_mean'``. Reads ``LayerTaps.query``.
 
     Only prompts that some class maps to are proxies. Prompts left without a
     class (tasks with fewer classes than guided prompts, paper App. A.3) are
@@ -185,7 +185,7 @@ class MetricGuidance(nn.Module):
         """``(B, D)`` [CLS] vectors of ``L_cls`` in the compared space."""
         if self.feature != 'released':
             return self._embed(tap, tap.cls_token())
-        query = getattr(tap, 'query', None)
+        query = tap.query
         if query is None:
             raise RuntimeError(
                 "feature='released' compares the [CLS] query W_q LN(x) + b_q "
