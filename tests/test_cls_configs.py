@@ -34,6 +34,14 @@ PROMPTS = 12 * 20 * 768
 KV_BIASES = 12 * 2 * 768
 
 
+@pytest.fixture(autouse=True)
+def _mmpretrain_scope():
+    """Classification datasets and models come from mmpretrain's registry."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
+
+
 def test_generated_configs_are_complete_and_in_sync(capsys):
     assert generate_main(['--check']) == 0, capsys.readouterr().out
     assert len(CLS_CONFIGS) == 3 * 3 * (len(FGVC_TASKS) + len(VTAB_TASKS))
