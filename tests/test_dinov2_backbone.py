@@ -117,11 +117,13 @@ def _reference_with_registers(model, x):
     return F.layer_norm(t, (DIMS, ), model.ln1.weight, model.ln1.bias, 1e-6)
 
 
-@pytest.mark.parametrize('num_prompts', [0, 3])
-def test_registers_match_reference(num_prompts):
+@pytest.mark.parametrize('num_prompts,depth', [(0, 'deep'), (3, 'deep'),
+                                               (3, 'shallow')])
+def test_registers_match_reference(num_prompts, depth):
     torch.manual_seed(1)
     model = _ours(num_register_tokens=2, num_prompts=num_prompts,
-                  out_indices=LAYERS - 1, output_cls_token=True)
+                  prompt_depth=depth, out_indices=LAYERS - 1,
+                  output_cls_token=True)
     model.init_weights()
     with torch.no_grad():
         model.register_tokens.normal_()

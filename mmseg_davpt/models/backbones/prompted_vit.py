@@ -41,7 +41,8 @@ class PromptedVisionTransformer(BaseModule):
     Registered in MMSegmentation's and (when installed) mmpretrain's
     ``MODELS``: one implementation for segmentation and classification.
     Token sequence in layer ``l``: ``[prefix, P_l, patches]``; the prefix is
-    [CLS] (``num_prefix`` tokens: 1, or 0 with ``with_cls_token=False``).
+    [CLS] and any register tokens (``num_prefix`` tokens: 1 + R, or 0 with
+    ``with_cls_token=False``).
     Dense outputs hold the patch tokens only, so prompts never reach a
     decode head.
 
