@@ -157,3 +157,19 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match='unknown --modes'):
         main(['train', VPT_DEMO, '--img-size', '32', '--modes', 'fp8',
               *FAST])
+
+
+def test_forward_dinov2_layout_counts_registers_as_prefix(tmp_path):
+    """``--dinov2``: patch 14 (28 px -> 2x2 patches), [CLS] + 2 registers
+    before the patches; no mmseg pair; the limit counts the prefix."""
+    js = tmp_path / 'd.json'
+    main(['forward', '--dinov2', '--registers', '2', '--layers', '1',
+          '--img-size', '28', '--vitb-img-size', '0', '--batch', '1', *FAST,
+          '--json', str(js)])
+    data = json.loads(js.read_text())
+    assert len(data['tables']) == 1
+    assert 'DINOv2-L/14, 2 registers' in data['tables'][0]['title']
+    prompted = data['tables'][0]['records'][1]
+    # one layer = the guided one: 10 prompts over 3 prefix + 4 patches
+    assert prompted['limit'] == pytest.approx((3 + 4 + 10) / (3 + 4))
+    assert forward.token_ratio(1369, 20, 5) == pytest.approx(1394 / 1374)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Convert ViT weights (timm ``.pth``/``.bin``/``.safetensors``, the ViT
-authors' ``.npz``, or mmpretrain) to MMSegmentation's ViT key layout, the one
+authors' ``.npz``, mmpretrain, or the DINOv2 authors' ``.pth``) to MMSegmentation's ViT key layout, the one
 ``PromptedVisionTransformer`` and MMSegmentation's ``VisionTransformer`` load.
 
 Examples::
@@ -11,6 +11,10 @@ Examples::
     # the ViT authors' original file
     python tools/convert_vit_checkpoint.py ViT-L_16.npz \
         checkpoints/vit-l16_in21k_mmseg.pth
+    # DINOv2 ViT-L/14 (with registers: *_reg4_pretrain.pth); mask_token is
+    # dropped and reported, LayerScale becomes gamma1 / gamma2
+    python tools/convert_vit_checkpoint.py dinov2_vitl14_pretrain.pth \
+        checkpoints/dinov2-l14_mmseg.pth
 """
 import argparse
 import os
@@ -43,8 +47,8 @@ def load_source(path: str):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('src', help='timm .pth/.bin/.safetensors, .npz, or '
-                        'mmpretrain checkpoint')
+    parser.add_argument('src', help='timm .pth/.bin/.safetensors, .npz, '
+                        'mmpretrain or DINOv2 checkpoint')
     parser.add_argument('dst', help='output .pth in MMSegmentation layout')
     parser.add_argument('--prefix', default=None,
                         help="key prefix to strip, e.g. 'backbone.' "

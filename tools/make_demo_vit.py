@@ -49,12 +49,42 @@ def timm_vit_state_dict(embed_dims=96, depth=4, patch=8, img_size=64,
     return sd
 
 
+def dinov2_vit_state_dict(registers=2, seed=0, **kwargs):
+    """The same random ViT in the DINOv2 authors' layout: patch 14 on a
+    70 px grid (5x5), LayerScale ``blocks.N.ls{1,2}.gamma`` (1e-5 init,
+    DINOv2's), ``register_tokens`` ``(1, R, D)``, a ``mask_token``, no
+    head."""
+    kwargs = dict(dict(patch=14, img_size=70), **kwargs)
+    sd = timm_vit_state_dict(seed=seed, **kwargs)
+    for key in ('head.weight', 'head.bias'):
+        sd.pop(key)
+    D = sd['cls_token'].shape[-1]
+    depth = len({k.split('.')[1] for k in sd if k.startswith('blocks.')})
+    for i in range(depth):
+        for ls in ('ls1', 'ls2'):
+            sd[f'blocks.{i}.{ls}.gamma'] = torch.full((D, ), 1e-5)
+    g = torch.Generator().manual_seed(seed + 1)
+    sd['mask_token'] = torch.zeros(1, D)
+    if registers:
+        sd['register_tokens'] = torch.randn(1, registers, D, generator=g) * 1e-6
+    return sd
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--out', default='data/demo_vit/vit-tiny_timm.pth')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--dinov2-registers', type=int, default=None,
+                        help='write the DINOv2 layout instead (patch 14, '
+                        'LayerScale) with this many register tokens')
     args = parser.parse_args(argv)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    if args.dinov2_registers is not None:
+        torch.save(dinov2_vit_state_dict(args.dinov2_registers,
+                                         seed=args.seed), args.out)
+        print(f'wrote a random DINOv2-layout ViT (4 layers, 96 dims, patch '
+              f'14, {args.dinov2_registers} registers) to {args.out}')
+        return
     torch.save(timm_vit_state_dict(seed=args.seed), args.out)
     print(f'wrote a random timm-layout ViT (4 layers, 96 dims) to {args.out}')
 

@@ -42,10 +42,13 @@ def parse_args(argv: Optional[List[str]] = None,
     if getattr(args, 'img_size', 0) is None:
         # CPU-affordable by default; the real crop on a GPU
         args.img_size = 512 if args.device.startswith('cuda') else 128
-    if args.command == 'forward' and (args.img_size % 16
-                                      or args.vitb_img_size % 16):
+    # --dinov2 pads --img-size to its 14 px grid, as DINOv2's 512 px crops
+    if args.command == 'forward' and (
+            (args.img_size % 16 and not args.dinov2)
+            or args.vitb_img_size % 16):
         parser.error('--img-size and --vitb-img-size must be multiples of '
-                     'the patch size 16')
+                     'the patch size 16 (--img-size: any size with '
+                     '--dinov2)')
     return args
 
 

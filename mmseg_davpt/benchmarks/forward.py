@@ -9,6 +9,11 @@ Pairs (each timed forward-only and forward+backward, round-robin):
   guided prompts in the last layer) vs 0 prompts;
 * ViT-B, the paper's classification layout (20 prompts per layer) vs 0.
 
+With ``--dinov2`` the ViT-L model is DINOv2-L/14 instead (patch 14, so a
+512 px input pads to 37x37 = 1369 patches, LayerScale, ``--registers``
+register tokens); MMSegmentation's ViT has neither, so the first pair is
+left out.
+
 Every model here trains all of its weights in the forward+backward case
 (``freeze_pretrained=False``): each pair then does the same work apart
 from what is compared (attention kernel, or extra tokens).
@@ -24,9 +29,10 @@ VIT_B = dict(embed_dims=768, num_heads=12)
 
 
 def vit_kwargs(embed_dims: int, num_heads: int, num_layers: int,
-               img_size: int) -> dict:
+               img_size: int, patch_size: int = 16) -> dict:
     """Arguments shared by mmseg's ViT and ours (SETR's ViT-L/16 options)."""
-    return dict(img_size=img_size, patch_size=16, embed_dims=embed_dims,
+    return dict(img_size=img_size, patch_size=patch_size,
+                embed_dims=embed_dims,
                 num_layers=num_layers, num_heads=num_heads, mlp_ratio=4,
                 out_indices=(num_layers - 1, ), qkv_bias=True,
                 drop_rate=0., norm_cfg=dict(type='LN', eps=1e-6),
@@ -51,13 +57,20 @@ def build_prompted(kwargs: dict, state: Dict[str, torch.Tensor],
                    num_prompts: int = 0, num_guided_prompts=None,
                    guided_layers=(), seed: int = 0):
     """Our backbone, all weights trainable, ViT weights copied from
-    ``state`` (prompts, if any, keep their VPT init)."""
+    ``state`` (prompts, if any, keep their VPT init); ``state=None`` keeps
+    the random init, with non-zero biases and LayerScale."""
     from mmseg.registry import MODELS
     torch.manual_seed(seed)
     model = MODELS.build(dict(
         type='PromptedVisionTransformer', **kwargs, num_prompts=num_prompts,
         guided_layers=guided_layers, num_guided_prompts=num_guided_prompts,
         freeze_pretrained=False))
+    if state is None:
+        model.init_weights()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.02 * torch.randn_like(p))
+        return model
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith('prompts.')]
     if missing or unexpected:
@@ -66,16 +79,20 @@ def build_prompted(kwargs: dict, state: Dict[str, torch.Tensor],
     return model
 
 
-def token_ratio(num_patches: int, num_prompts: int) -> float:
-    """``(1 + N_patches + N_prompts) / (1 + N_patches)``: the extra tokens'
-    share, the cost limit for the linear layers (attention: its square)."""
-    return (1 + num_patches + num_prompts) / (1 + num_patches)
+def token_ratio(num_patches: int, num_prompts: int,
+                num_prefix: int = 1) -> float:
+    """``(prefix + N_patches + N_prompts) / (prefix + N_patches)``: the
+    extra tokens' share, the cost limit for the linear layers (attention:
+    its square). ``prefix``: [CLS] plus any register tokens."""
+    return (num_prefix + num_patches + num_prompts) / (num_prefix +
+                                                       num_patches)
 
 
-def layout_ratio(num_patches: int, counts) -> Tuple[float, float]:
+def layout_ratio(num_patches: int, counts,
+                 num_prefix: int = 1) -> Tuple[float, float]:
     """Mean linear (token) and attention (token^2) ratio over layers with
     ``counts[i]`` prompts."""
-    lin = [token_ratio(num_patches, n) for n in counts]
+    lin = [token_ratio(num_patches, n, num_prefix) for n in counts]
     return sum(lin) / len(lin), sum(r * r for r in lin) / len(lin)
 
 
@@ -112,24 +129,36 @@ def max_output_diff(a: torch.nn.Module, b: torch.nn.Module,
 def build_models(args, device) -> Tuple[dict, dict]:
     """``(groups, info)``: ``groups`` maps a group title to its models (first
     one is the baseline), ``info`` holds inputs and token counts."""
-    L = vit_kwargs(**VIT_L, num_layers=args.layers, img_size=args.img_size)
-    ref = build_reference(L)
-    state = ref.state_dict()
+    dinov2 = getattr(args, 'dinov2', False)
+    patch = 14 if dinov2 else 16
+    L = vit_kwargs(**VIT_L, num_layers=args.layers, img_size=args.img_size,
+                   patch_size=patch)
+    groups = {}
+    if dinov2:
+        L.update(layer_scale_init_value=1e-5,
+                 num_register_tokens=args.registers,
+                 interpolate_mode='bicubic')
+        state = build_prompted(L, None).state_dict()
+    else:
+        ref = build_reference(L)
+        state = ref.state_dict()
     ours0 = build_prompted(L, state)
     seg = build_prompted(L, state, num_prompts=args.prompts,
                          guided_layers=(-1, ),
                          num_guided_prompts=args.guided_prompts)
-    groups = {
-        'mmseg ViT vs ours (0 prompts), ViT-L width': {
-            'mmseg VisionTransformer': ref, 'PromptedViT, 0 prompts': ours0},
-        'prompts, ViT-L width (segmentation layout)': {
-            'PromptedViT, 0 prompts': ours0,
-            f'PromptedViT, {args.prompts} prompts ({args.guided_prompts} '
-            'guided, last layer)': seg},
-    }
+    if not dinov2:
+        groups['mmseg ViT vs ours (0 prompts), ViT-L width'] = {
+            'mmseg VisionTransformer': ref, 'PromptedViT, 0 prompts': ours0}
+    arch = (f'DINOv2-L/14, {args.registers} registers' if dinov2 else
+            'ViT-L width')
+    groups[f'prompts, {arch} (segmentation layout)'] = {
+        'PromptedViT, 0 prompts': ours0,
+        f'PromptedViT, {args.prompts} prompts ({args.guided_prompts} '
+        'guided, last layer)': seg}
+    side = -(-args.img_size // patch)  # the input is padded to the grid
     info = dict(x_l=torch.randn(args.batch, 3, args.img_size, args.img_size,
                                 generator=torch.Generator().manual_seed(0)),
-                patches_l=(args.img_size // 16)**2,
+                patches_l=side * side, prefix_l=ours0.num_prefix, arch=arch,
                 counts_l=seg.prompt_counts)
     if args.vitb_img_size:
         B = vit_kwargs(**VIT_B, num_layers=args.layers,
@@ -159,27 +188,33 @@ def run(args) -> Report:
     device = args.device
     report = Report('forward', vars(args), device)
     groups, info = build_models(args, device)
-    pair = groups['mmseg ViT vs ours (0 prompts), ViT-L width']
-    diff = max_output_diff(*pair.values(), info['x_l'])
-    tokens = 1 + info['patches_l']
+    pair = groups.get('mmseg ViT vs ours (0 prompts), ViT-L width')
+    compared = 'no mmseg reference (it has no LayerScale / registers)'
+    if pair:
+        compared = ('ours vs mmseg outputs max |diff| = '
+                    f'{max_output_diff(*pair.values(), info["x_l"]):.2e}')
+    prefix = info['prefix_l']
+    tokens = prefix + info['patches_l']
     report.note(
-        f'ViT-L width ({VIT_L["embed_dims"]} dims, {VIT_L["num_heads"]} '
+        f'{info["arch"]} ({VIT_L["embed_dims"]} dims, {VIT_L["num_heads"]} '
         f'heads), {args.layers} layers (per-layer cost is the same, so '
         f'ratios hold for 24), {args.img_size}x{args.img_size} = {tokens} '
-        f'tokens, batch {args.batch}; ours vs mmseg outputs max |diff| = '
-        f'{diff:.2e}.')
-    lin, att = layout_ratio(info['patches_l'], info['counts_l'])
+        f'tokens ({prefix} before the patches), batch {args.batch}; '
+        f'{compared}.')
+    lin, att = layout_ratio(info['patches_l'], info['counts_l'], prefix)
     full = [args.prompts] * 23 + [args.guided_prompts]  # 24-layer ViT-L
     report.note(
-        f'Limit for the prompts (ViT-L, {args.img_size} px): extra tokens\' '
-        f'share (1 + N_patches + N_prompts) / (1 + N_patches) = '
-        f'{token_ratio(info["patches_l"], args.prompts):.4f} at '
+        f'Limit for the prompts ({info["arch"]}, {args.img_size} px): '
+        'extra tokens\' share (prefix + N_patches + N_prompts) / '
+        '(prefix + N_patches) = '
+        f'{token_ratio(info["patches_l"], args.prompts, prefix):.4f} at '
         f'{args.prompts} prompts, '
-        f'{token_ratio(info["patches_l"], args.guided_prompts):.4f} at '
+        f'{token_ratio(info["patches_l"], args.guided_prompts, prefix):.4f}'
+        ' at '
         f'{args.guided_prompts}; mean over these {args.layers} layers '
         f'{lin:.4f} for linear layers, {att:.4f} for attention (quadratic '
         f'in tokens); 24-layer layout '
-        f'{layout_ratio(info["patches_l"], full)[0]:.4f} linear.')
+        f'{layout_ratio(info["patches_l"], full, prefix)[0]:.4f} linear.')
     if 'x_b' in info:
         lin_b, att_b = layout_ratio(info['patches_b'], info['counts_b'])
         report.note(
@@ -244,3 +279,8 @@ def add_arguments(parser) -> None:
     parser.add_argument('--vitb-img-size', type=int, default=224,
                         help='ViT-B classification input (0: skip ViT-B)')
     parser.add_argument('--vitb-prompts', type=int, default=20)
+    parser.add_argument('--dinov2', action='store_true',
+                        help='ViT-L as DINOv2-L/14: patch 14 (512 px: 37x37 '
+                        'patches), LayerScale, --registers registers')
+    parser.add_argument('--registers', type=int, default=4,
+                        help='register tokens with --dinov2 (0: none)')

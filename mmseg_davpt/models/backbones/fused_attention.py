@@ -22,6 +22,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn.bricks.scale import LayerScale
 
 
 class FusedSelfAttention(nn.Module):
@@ -164,6 +165,9 @@ class AttentionBranch(nn.Module):
     Args:
         embed_dims, num_heads, attn_drop, bias: see ``FusedSelfAttention``.
         proj_drop: dropout after the output projection.
+        layer_scale_init_value: > 0 adds LayerScale (DINOv2) after the
+            projection as ``gamma1.weight`` ``(D,)``, mmpretrain's name;
+            0 (default) adds nothing.
     """
 
     def __init__(self,
@@ -171,10 +175,13 @@ class AttentionBranch(nn.Module):
                  num_heads: int,
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
-                 bias: bool = True):
+                 bias: bool = True,
+                 layer_scale_init_value: float = 0.):
         super().__init__()
         self.attn = FusedSelfAttention(embed_dims, num_heads, attn_drop, bias)
         self.proj_drop = nn.Dropout(proj_drop)
+        if layer_scale_init_value > 0:
+            self.gamma1 = LayerScale(embed_dims, scale=layer_scale_init_value)
 
     def forward(self,
                 x: torch.Tensor,
@@ -184,4 +191,7 @@ class AttentionBranch(nn.Module):
         """``(B, T, D) -> ((B, T, D), taps or None)``; see
         ``FusedSelfAttention``."""
         out, taps = self.attn(x, return_taps, return_weights, attn_mask)
-        return self.proj_drop(out), taps
+        out = self.proj_drop(out)
+        if hasattr(self, 'gamma1'):
+            out = self.gamma1(out)
+        return out, taps

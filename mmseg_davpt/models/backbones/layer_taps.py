@@ -14,7 +14,7 @@ import torch
 @dataclass
 class LayerTaps:
     """Tensors of one transformer layer. Token order along ``T`` is
-    ``[cls?, prompts, patches]``.
+    ``[cls?, registers?, prompts, patches]``.
 
     Attributes:
         context: ``(B, T, D)`` attention output before the output projection
@@ -25,7 +25,8 @@ class LayerTaps:
             (the proxies of a guided layer); ``(0, D)`` when it has none.
         project_query: ``(..., D) -> (..., D)``: this layer's query weight
             ``W_q`` without bias (the paper's ``W_q p``, ``W_q x``).
-        num_prefix: leading non-prompt tokens (1 with [CLS], else 0).
+        num_prefix: leading non-prompt tokens: [CLS] (1, or 0 without) plus
+            any register tokens (DINOv2); [CLS] is always index 0.
         num_prompt_tokens: prompt tokens after the prefix.
         grid: patch grid ``(h, w)`` of the input (after padding to a multiple
             of the patch size).

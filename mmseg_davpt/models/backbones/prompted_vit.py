@@ -41,7 +41,8 @@ class PromptedVisionTransformer(BaseModule):
     Registered in MMSegmentation's and (when installed) mmpretrain's
     ``MODELS``: one implementation for segmentation and classification.
     Token sequence in layer ``l``: ``[prefix, P_l, patches]``; the prefix is
-    [CLS] (``num_prefix`` tokens: 1, or 0 with ``with_cls_token=False``).
+    [CLS] and any register tokens (``num_prefix`` tokens: 1 + R, or 0 with
+    ``with_cls_token=False``).
     Dense outputs hold the patch tokens only, so prompts never reach a
     decode head.
 
@@ -83,6 +84,18 @@ class PromptedVisionTransformer(BaseModule):
         tune_biases (str | Sequence[str]): the same names, plus the original
             groups ``q k v proj fc1 fc2 norm``.
         freeze_pretrained (bool): ``False`` trains everything.
+
+    DINOv2 arguments (off by default, and then nothing is built):
+        layer_scale_init_value (float): > 0 adds LayerScale to both residual
+            branches of every layer (``layers.N.attn.gamma1.weight``,
+            ``layers.N.ffn.gamma2.weight``, mmpretrain's names); DINOv2
+            uses 1e-5 (its checkpoints hold the trained values).
+        num_register_tokens (int): learnable register tokens
+            ``register_tokens`` ``(1, R, D)`` (DINOv2 "with registers"),
+            placed after [CLS] without a position embedding. They belong to
+            the prefix: the sequence is ``[cls, registers, prompts,
+            patches]`` and ``num_prefix`` is ``1 + R``, so heads and the
+            guidance never see them as patches. Needs ``with_cls_token``.
 
     Output argument:
         out_type (str): what each ``out_indices`` layer outputs.
@@ -136,6 +149,8 @@ class PromptedVisionTransformer(BaseModule):
                  tune_biases: Union[str, Sequence[str]] = (),
                  freeze_pretrained: bool = True,
                  out_type: str = 'featmap',
+                 layer_scale_init_value: float = 0.,
+                 num_register_tokens: int = 0,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=pretrained_init_cfg(pretrained, init_cfg))
@@ -155,6 +170,15 @@ class PromptedVisionTransformer(BaseModule):
         if out_type == 'cls_token' and not with_cls_token:
             raise ValueError("out_type='cls_token' needs with_cls_token=True")
 
+        if num_register_tokens < 0:
+            raise ValueError(f'num_register_tokens must be >= 0, got '
+                             f'{num_register_tokens}')
+        if num_register_tokens and not with_cls_token:
+            # [CLS] must stay at index 0 for cls_token() / output_cls_token
+            raise ValueError('num_register_tokens > 0 needs '
+                             'with_cls_token=True (DINOv2 layout '
+                             '[cls, registers, prompts, patches])')
+
         self.img_size = img_size
         self.patch_size = patch_size
         self.embed_dims = embed_dims
@@ -169,9 +193,11 @@ class PromptedVisionTransformer(BaseModule):
         self.final_norm = final_norm
         self.freeze_pretrained = freeze_pretrained
         self.out_type = out_type
-        # Tokens before the prompts ([CLS]); every slice of the sequence
-        # goes through this count.
-        self.num_prefix = 1 if with_cls_token else 0
+        self.num_register_tokens = num_register_tokens
+        self.layer_scale_init_value = layer_scale_init_value
+        # Tokens before the prompts ([CLS], registers); every slice of the
+        # sequence goes through this count.
+        self.num_prefix = (1 if with_cls_token else 0) + num_register_tokens
 
         self.patch_embed = PatchEmbed(
             in_channels=in_channels, embed_dims=embed_dims,
@@ -184,6 +210,9 @@ class PromptedVisionTransformer(BaseModule):
         # layout); it is then unused.
         self.pos_embed = nn.Parameter(
             torch.zeros(1, grid[0] * grid[1] + 1, embed_dims))
+        if num_register_tokens:
+            self.register_tokens = nn.Parameter(
+                torch.zeros(1, num_register_tokens, embed_dims))
         self.drop_after_pos = nn.Dropout(p=drop_rate)
         if pre_norm:
             self.pre_ln_name, pre_ln = build_norm_layer(
@@ -199,7 +228,9 @@ class PromptedVisionTransformer(BaseModule):
                 attn_drop_rate=attn_drop_rate, drop_rate=drop_rate,
                 drop_path_rate=dpr[i], num_fcs=num_fcs, qkv_bias=qkv_bias,
                 act_cfg=act_cfg, norm_cfg=norm_cfg, attn_cfg=dict(),
-                ffn_cfg=dict(), with_cp=with_cp) for i in range(num_layers)
+                ffn_cfg=dict(), with_cp=with_cp,
+                layer_scale_init_value=layer_scale_init_value)
+            for i in range(num_layers)
         ])
         if final_norm:
             self.norm1_name, norm1 = build_norm_layer(
@@ -298,7 +329,8 @@ class PromptedVisionTransformer(BaseModule):
         return self.layers[layer].attn.attn.project_query(x, bias=False)
 
     def _embed(self, inputs: torch.Tensor):
-        """Images -> ``([prefix, patches] (B, T, D), patch grid (h, w))``."""
+        """Images -> ``([prefix, patches] (B, T, D), patch grid (h, w))``;
+        registers (no position embedding, as DINOv2) follow [CLS]."""
         x, hw_shape = self.patch_embed(inputs)
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
         pos_embed = self.pos_embed
@@ -306,7 +338,11 @@ class PromptedVisionTransformer(BaseModule):
             pos_embed = VisionTransformer.resize_pos_embed(
                 pos_embed, hw_shape, self.patch_grid, self.interpolate_mode)
         x = self.drop_after_pos(x + pos_embed)
-        x = x[:, 1 - self.num_prefix:]
+        if self.num_register_tokens:
+            x = torch.cat((x[:, :1], self.register_tokens.expand(
+                x.shape[0], -1, -1), x[:, 1:]), dim=1)
+        elif not self.with_cls_token:
+            x = x[:, 1:]
         if self.pre_norm:
             x = self.pre_ln(x)
         return x, hw_shape

@@ -13,7 +13,24 @@ class FusedTransformerLayer(TransformerEncoderLayer):
     MMSegmentation checkpoints load unchanged) whose attention is
     ``AttentionBranch``: SDPA, split q/k/v biases, and the attention output on
     request. It holds no prompts; the backbone inserts them in the sequence.
+
+    ``layer_scale_init_value`` > 0 (DINOv2) scales both residual branches by
+    learnable ``(D,)`` vectors, named as in mmpretrain's ViT
+    (``attn.gamma1.weight``, ``ffn.gamma2.weight``); 0 keeps the layer
+    exactly MMSegmentation's.
     """
+
+    def __init__(self, *args, layer_scale_init_value: float = 0., **kwargs):
+        if layer_scale_init_value < 0:
+            raise ValueError(f'layer_scale_init_value must be >= 0, got '
+                             f'{layer_scale_init_value}')
+        self.layer_scale_init_value = layer_scale_init_value
+        if layer_scale_init_value > 0:
+            # mmcv's FFN builds ``gamma2`` itself
+            kwargs['ffn_cfg'] = dict(
+                kwargs.get('ffn_cfg') or {},
+                layer_scale_init_value=layer_scale_init_value)
+        super().__init__(*args, **kwargs)
 
     def build_attn(self, attn_cfg: dict) -> None:
         self.attn = AttentionBranch(
@@ -21,7 +38,8 @@ class FusedTransformerLayer(TransformerEncoderLayer):
             num_heads=attn_cfg['num_heads'],
             attn_drop=attn_cfg['attn_drop'],
             proj_drop=attn_cfg['proj_drop'],
-            bias=attn_cfg['bias'])
+            bias=attn_cfg['bias'],
+            layer_scale_init_value=self.layer_scale_init_value)
 
     def forward(self,
                 x: torch.Tensor,

@@ -9,7 +9,9 @@ MMSegmentation's ``VisionTransformer`` (and our prompted one) name weights
   ImageNet-21k ViT-L/16 SETR starts from;
 * the ViT authors' ``.npz`` (JAX/Flax names, HWIO kernels, per-head q/k/v);
 * mmpretrain (``layers.N.attn.qkv``, ``layers.N.attn.proj``), e.g. its MAE and
-  MoCo v3 ViT-B.
+  MoCo v3 ViT-B (its DINOv2 ViTs too: LayerScale ``gamma1`` / ``gamma2``);
+* the DINOv2 authors' (timm-like plus LayerScale ``ls1`` / ``ls2``, registers
+  and a ``mask_token``), in ``dinov2_checkpoint``.
 
 Each has one function here; ``extract_vit_state_dict`` picks by key names.
 Loading into ``PromptedVisionTransformer`` (``init_cfg=dict(type=
@@ -28,6 +30,8 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmseg.models.backbones.vit import VisionTransformer
+
+from .dinov2_checkpoint import dinov2_to_mmseg, is_dinov2_layout
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -129,9 +133,11 @@ def npz_to_timm(weights: Mapping[str, np.ndarray]) -> StateDict:
 
 
 def detect_layout(state: Mapping[str, torch.Tensor]) -> str:
-    """``'timm'``, ``'mmpretrain'``, ``'mmseg'`` or ``'unknown'`` by key
-    names."""
+    """``'dinov2'``, ``'timm'``, ``'mmpretrain'``, ``'mmseg'`` or
+    ``'unknown'`` by key names."""
     keys = list(state)
+    if is_dinov2_layout(state):
+        return 'dinov2'
     if any(k.startswith('blocks.') for k in keys):
         return 'timm'
     if any(re.match(r'layers\.\d+\.attn\.qkv\.', k) for k in keys):
@@ -173,7 +179,12 @@ def extract_vit_state_dict(checkpoint,
         state = {k[len(prefix):]: v for k, v in state.items()
                  if k.startswith(prefix)}
     layout = detect_layout(state)
-    if layout == 'timm':
+    if layout == 'dinov2':
+        state, dropped = dinov2_to_mmseg(state)
+        if dropped:
+            print_log(f'DINOv2 checkpoint: dropped pretraining-only keys '
+                      f'{dropped}', logger='current')
+    elif layout == 'timm':
         state = timm_to_mmseg(state)
     elif layout == 'mmpretrain':
         state = mmpretrain_to_mmseg(state)
@@ -312,8 +323,9 @@ def load_vit_state(backbone: nn.Module, state: Dict[str, torch.Tensor],
     """``backbone.load_state_dict(state, strict=False)`` with the key check.
 
     Raises:
-        ValueError: a shape mismatch, or pretrained weights missing from
-            ``state`` (they would stay random and frozen).
+        ValueError: a shape mismatch, pretrained weights missing from
+            ``state`` (they would stay random and frozen), or DINOv2
+            LayerScale / register weights the backbone does not build.
     Returns:
         ``dict(missing=[], unexpected=[...], new=[prompt keys])``.
     """
@@ -326,6 +338,16 @@ def load_vit_state(backbone: nn.Module, state: Dict[str, torch.Tensor],
         raise ValueError(
             f'Shape mismatch loading {source} (another ViT size?):\n  ' +
             '\n  '.join(mismatched))
+    # DINOv2 parts the model lacks would be dropped as 'unexpected' while
+    # the model computes something else than the checkpoint's network
+    unbuilt = [k for k in state if k not in own and (
+        k == 'register_tokens' or re.search(r'\.gamma[12]\.weight$', k))]
+    if unbuilt:
+        raise ValueError(
+            f'{source} holds DINOv2 weights this backbone does not build: '
+            f'{unbuilt[:4]}{" ..." if len(unbuilt) > 4 else ""}. Set '
+            'layer_scale_init_value > 0 (LayerScale gamma1 / gamma2) and '
+            'num_register_tokens (register_tokens) to match the checkpoint.')
     result = backbone.load_state_dict(state, strict=False)
     new = [k for k in result.missing_keys if k.startswith('prompts.')]
     missing = [k for k in result.missing_keys if k not in new]

@@ -13,6 +13,9 @@ def init_vit_weights(backbone: nn.Module) -> None:
     alone (``VisualPrompts`` initialises them)."""
     trunc_normal_(backbone.pos_embed, std=.02)
     trunc_normal_(backbone.cls_token, std=.02)
+    if getattr(backbone, 'register_tokens', None) is not None:
+        # DINOv2's init for registers
+        nn.init.normal_(backbone.register_tokens, std=1e-6)
     for name, m in backbone.named_modules():
         if name.startswith('prompts'):
             continue

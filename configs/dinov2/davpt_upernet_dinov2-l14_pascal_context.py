@@ -1,0 +1,19 @@
+# DA-VPT on UPerNet (MultiLevelNeck + UPerHead + FCN auxiliary) / DINOv2 ViT-L/14, PASCAL Context with 60 classes, 480x480;
+# 8 GPUs x 2 images/GPU, 80k iterations. Not in the paper: no reference
+# number. Guidance as in the ViT-L/16 config davpt_setr_pascal_context.py.
+_base_ = [
+    './vpt_upernet_dinov2-l14_pascal_context.py',
+    '../_base_/davpt/seg_metric_guidance.py'
+]
+model = dict(
+    backbone=dict(
+        # As the ViT-L/16 configs (24 layers too): guidance on the last layer
+        # (0-based 23 = layer 24) ...
+        guided_layers=(23, ),
+        # ... which gets 10 prompts; the other 23 layers keep 20.
+        num_guided_prompts=10),
+    # Class 0 'background' is a label here but never a guidance target.
+    metric_guidance=dict(_base_.davpt_metric_guidance,
+                         background_classes=(0, )))
+# k-means refresh about once per epoch (4,998 images / 16 per step).
+custom_hooks = [dict(_base_.davpt_mapping_hook, interval=312)]
