@@ -163,3 +163,34 @@ def test_registers_frozen_and_saved():
     assert model.state_dict()['register_tokens'].shape == (1, 2, DIMS)
     assert not model.register_tokens.requires_grad
     assert not model.layers[0].attn.gamma1.weight.requires_grad
+
+
+@pytest.mark.parametrize('px', [224, 126])
+def test_matches_mmpretrain_named_dinov2_small(px):
+    """At full size with mmpretrain's own ``arch='dinov2-small'`` (384 dims,
+    12 layers, 6 heads; the installed mmpretrain names no DINOv2 base or
+    large arch, those are built from arch dicts above), at the training size
+    and another one."""
+    torch.manual_seed(0)
+    ref = mmpretrain_vit.VisionTransformer(
+        arch='dinov2-small', img_size=224, patch_size=PATCH,
+        out_type='featmap',
+        layer_scale_init_value=1e-5, final_norm=True, out_indices=(5, 11),
+        norm_cfg=dict(type='LN', eps=1e-6))
+    ref.init_weights()
+    for name, p in ref.named_parameters():
+        if 'gamma' in name:
+            p.data.uniform_(0.5, 1.5)
+    ref.eval()
+    model = PromptedVisionTransformer(
+        img_size=224, patch_size=PATCH, embed_dims=384, num_layers=12,
+        num_heads=6, out_indices=(5, 11), norm_cfg=dict(type='LN', eps=1e-6),
+        patch_bias=True, final_norm=True, layer_scale_init_value=1e-5).eval()
+    missing, unexpected = model.load_state_dict(
+        mmpretrain_to_mmseg(ref.state_dict()), strict=False)
+    assert not unexpected and not missing
+    x = torch.randn(1, 3, px, px)
+    with torch.no_grad():
+        for w, g in zip(ref(x), model(x)):
+            assert g.shape == w.shape == (1, 384, px // PATCH, px // PATCH)
+            assert (g - w).abs().max() <= 1e-4
