@@ -26,6 +26,7 @@ import torch
 
 from mmseg_davpt.models.backbones.vit_checkpoint import (  # noqa: E402
     extract_vit_state_dict, npz_to_timm)
+from mmseg_davpt.utils.output_guard import check_output_file  # noqa: E402
 
 
 def load_source(path: str):
@@ -53,7 +54,10 @@ def main(argv=None):
     parser.add_argument('--prefix', default=None,
                         help="key prefix to strip, e.g. 'backbone.' "
                         '(guessed when omitted)')
+    parser.add_argument('--force', action='store_true',
+                        help='replace dst if it exists (never src)')
     args = parser.parse_args(argv)
+    check_output_file(args.dst, [args.src], args.force, 'dst')
 
     state, layout = extract_vit_state_dict(load_source(args.src),
                                            prefix=args.prefix)

@@ -29,6 +29,7 @@ from mmengine.config import DictAction
 import mmseg_davpt  # noqa: F401  (registers PromptedVisionTransformer)
 from mmseg_davpt.utils.config import load_config
 from mmseg_davpt.utils.model import build_model
+from mmseg_davpt.utils.output_guard import check_output_file
 
 BACKBONE_GROUPS = ('backbone.prompts', 'backbone.tuned_pretrained',
                    'backbone.frozen')
@@ -110,11 +111,15 @@ def parse_args(argv=None):
         action=DictAction,
         help='override config entries, e.g. model.backbone.num_prompts=10')
     parser.add_argument('--json', help='also write the counts to this file')
+    parser.add_argument('--force', action='store_true',
+                        help='replace the --json file if it exists')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.json:
+        check_output_file(args.json, [args.config], args.force, '--json')
     cfg = load_config(args.config, args.cfg_options)
     summary = summarise(count_params(build_model(cfg)))
     print(f'{args.config}\n{format_table(summary)}')

@@ -19,7 +19,10 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config the checkpoint was trained '
                         'with')
     parser.add_argument('checkpoint', help='full checkpoint (tools/train.py)')
-    parser.add_argument('out', help='PEFT checkpoint to write')
+    parser.add_argument('out', help='PEFT checkpoint to write (never the '
+                        'checkpoint, the config or the base ViT)')
+    parser.add_argument('--force', action='store_true',
+                        help='replace OUT if it exists')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries')
     return parser.parse_args(argv)
@@ -38,11 +41,15 @@ def main(argv=None):
     from mmseg_davpt.utils.checkpoint_file import read_checkpoint
     from mmseg_davpt.utils.config import load_config
     from mmseg_davpt.utils.model import build_model
+    from mmseg_davpt.utils.output_guard import check_output_file
     cfg = load_config(args.config, args.cfg_options)
+    init_cfg = cfg.model.backbone.get('init_cfg') or {}
+    check_output_file(args.out, [args.checkpoint, args.config,
+                                 init_cfg.get('checkpoint')],
+                      args.force, 'OUT')
     full = read_checkpoint(args.checkpoint)
     if is_peft_checkpoint(full):
         raise ValueError(f'{args.checkpoint} is already a PEFT checkpoint')
-    init_cfg = cfg.model.backbone.get('init_cfg') or {}
     base = init_cfg.get('checkpoint')
     if init_cfg.get('type') != 'Pretrained' or not base:
         raise ValueError(

@@ -28,8 +28,15 @@ def main(argv=None):
     parser.add_argument('--img-size', type=int, default=32)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--ext', choices=('.jpg', '.png'), default='.jpg')
+    parser.add_argument('--force', action='store_true',
+                        help='replace the split files of an existing '
+                        'dataset in --out')
     args = parser.parse_args(argv)
-    from mmseg_davpt.datasets.cls_demo import generate_cls_folders
+    from mmseg_davpt.datasets.cls_demo import (generate_cls_folders,
+                                               split_file_names)
+    from mmseg_davpt.utils.output_guard import check_output_folder
+    check_output_folder(args.out, split_file_names(args.layout), (),
+                        args.force, '--out')
     generate_cls_folders(args.out, args.layout, args.num_classes,
                          args.per_split, args.img_size, args.seed, args.ext)
     prefix = '' if args.layout == 'vtab' else ", image_prefix='images'"

@@ -77,7 +77,11 @@ def main(argv=None):
     parser.add_argument('--dinov2-registers', type=int, default=None,
                         help='write the DINOv2 layout instead (patch 14, '
                         'LayerScale) with this many register tokens')
+    parser.add_argument('--force', action='store_true',
+                        help='replace --out if it exists')
     args = parser.parse_args(argv)
+    from mmseg_davpt.utils.output_guard import check_output_file
+    check_output_file(args.out, (), args.force, '--out')
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     if args.dinov2_registers is not None:
         torch.save(dinov2_vit_state_dict(args.dinov2_registers,

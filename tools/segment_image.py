@@ -24,6 +24,8 @@ def parse_args(argv=None):
                         help='painted prediction (PNG) to write')
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='opacity of the painted classes, in (0, 1]')
+    parser.add_argument('--force', action='store_true',
+                        help='replace --out if it exists')
     parser.add_argument('--no-labels', action='store_true',
                         help='do not write class names on the image')
     parser.add_argument('--device', default='cpu')
@@ -52,6 +54,11 @@ def main(argv=None):
     from mmseg.apis import inference_model, show_result_pyplot
 
     from mmseg_davpt.apis import init_davpt_model, read_image
+    from mmseg_davpt.utils.output_guard import (IMAGE_EXTENSIONS,
+                                                check_output_file)
+    # before the (possibly long) inference, not after it
+    check_output_file(args.out, [args.image, args.checkpoint, args.config],
+                      args.force, '--out', extensions=IMAGE_EXTENSIONS)
     img = read_image(args.image)  # clear error before building the model
     model = init_davpt_model(args.config, args.checkpoint, args.device,
                              args.cfg_options)

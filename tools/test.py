@@ -28,6 +28,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='segmentation: save predicted label '
                         'maps (PNG) in this folder; classification: pickle '
                         'the predictions to this file')
+    parser.add_argument('--force', action='store_true',
+                        help='write --out even where it holds earlier '
+                        'results')
     parser.add_argument('--show', action='store_true',
                         help='show predictions in a window')
     parser.add_argument('--show-dir', help='save painted predictions here '
@@ -83,6 +86,26 @@ def add_result_output(cfg, out: str):
     return cfg
 
 
+def check_result_output(cfg, args) -> None:
+    """``--out`` must not be an input, nor (without ``--force``) hold
+    earlier results: a pickle file for classification, a folder with files
+    for segmentation."""
+    from mmseg_davpt.utils.output_guard import (OutputPathError,
+                                                check_output_file)
+    inputs = [args.checkpoint, args.config]
+    if cfg.get('default_scope') == 'mmpretrain':
+        check_output_file(args.out, inputs, args.force, '--out')
+        return
+    if osp.exists(args.out) and not osp.isdir(args.out):
+        raise OutputPathError(f'--out {args.out!r} is a file; segmentation '
+                              'writes its label maps into a folder')
+    if osp.isdir(args.out) and os.listdir(args.out) and not args.force:
+        raise OutputPathError(
+            f'--out {args.out!r} already holds {len(os.listdir(args.out))} '
+            'entries (earlier predictions?); pass --force to write into it, '
+            'or choose an empty folder')
+
+
 def build_config(args):
     from mmseg_davpt.utils.config import load_run_config
     if not osp.isfile(args.checkpoint):
@@ -115,6 +138,7 @@ def build_config(args):
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
     if args.out:
+        check_result_output(cfg, args)
         add_result_output(cfg, args.out)
     return cfg
 

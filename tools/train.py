@@ -22,6 +22,10 @@ def parse_args(argv=None):
         help='resume from CKPT, or without a value from the latest '
         'checkpoint in the work dir (weights, optimizer, scheduler, '
         'iteration and the DA-VPT class -> prompt mapping)')
+    parser.add_argument(
+        '--overwrite-work-dir', action='store_true',
+        help='start a new run in a work dir that holds another run\'s '
+        'checkpoints, deleting them first (without it such a run stops)')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision training')
     parser.add_argument(
@@ -112,8 +116,12 @@ def main(argv=None):
 
     from mmseg_davpt.engine import init_cpu_distributed, shutdown_distributed
     from mmseg_davpt.engine.work_dir_lock import lock_work_dir
+    from mmseg_davpt.engine.work_dir_reuse import check_new_run_work_dir
     cfg = build_config(args)
-    lock_work_dir(cfg.work_dir)  # one live run per work dir, until exit
+    lock = lock_work_dir(cfg.work_dir)  # one live run per dir, until exit
+    # after the lock: no live run can be writing there now
+    check_new_run_work_dir(cfg.work_dir, bool(cfg.get('resume')),
+                           args.overwrite_work_dir, remove=lock is not None)
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     check_resume(runner)

@@ -29,6 +29,8 @@ def parse_args(argv=None):
                         'default: the guided layers')
     parser.add_argument('--out-dir', default='work_dirs/prompt_attention',
                         help='where the PNGs go')
+    parser.add_argument('--force', action='store_true',
+                        help='replace PNGs already in --out-dir')
     parser.add_argument('--alpha', type=float, default=0.5,
                         help='opacity of the attention overlay')
     parser.add_argument('--device', default='cpu')
@@ -103,6 +105,10 @@ def main(argv=None):
                                            prompt_attention_maps,
                                            token_labels)
     from mmseg_davpt.visualization.prompt_attention import check_layers
+    from mmseg_davpt.utils.output_guard import (OutputPathError,
+                                                check_output_file)
+    if osp.exists(args.out_dir) and not osp.isdir(args.out_dir):
+        raise OutputPathError(f'--out-dir {args.out_dir!r} is a file')
     img = read_image(args.image)  # clear error before building the model
     model = init_davpt_model(args.config, args.checkpoint, args.device,
                              args.cfg_options)
@@ -114,6 +120,12 @@ def main(argv=None):
     maps = prompt_attention_maps(model, inputs, args.layers)
     size = tuple(inputs.shape[-2:])
     rgb = mmcv.bgr2rgb(mmcv.imresize(img, (size[1], size[0])))
+    inputs = [args.image, args.checkpoint, args.config]
+    for layer, layer_maps in maps.items():  # every file before the first
+        for label in token_labels(model, layer, layer_maps.shape[0],
+                                  classes):
+            check_output_file(osp.join(args.out_dir, file_name(layer, label)),
+                              inputs, args.force, '--out-dir: file')
     os.makedirs(args.out_dir, exist_ok=True)
     for layer, layer_maps in maps.items():
         labels = token_labels(model, layer, layer_maps.shape[0], classes)

@@ -81,6 +81,14 @@ def _write_images(root: str, items, num_classes: int, size: int,
             path, quality=95)
 
 
+def split_file_names(layout: str):
+    """The split list files ``generate_cls_folders`` writes for ``layout``."""
+    if layout == 'vtab':
+        return [f'{s}.txt' for s in ('train800', 'val200', 'train800val200',
+                                     'test')]
+    return [f'{s}.json' for s in DEFAULT_PER_SPLIT.get(layout, ())]
+
+
 def generate_cls_folders(root: str, layout: str = 'vtab',
                          num_classes: int = 4,
                          per_split: Optional[Dict[str, int]] = None,

@@ -334,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
             continue  # official val split, nothing to draw
         p.add_argument('--val-ratio', type=float, default=0.1)
         p.add_argument('--seed', type=int, default=0)
+    for p in sub.choices.values():
+        p.add_argument('--force', action='store_true',
+                       help='replace existing train/val/test.json in the '
+                       'output folder')
     return parser
 
 
@@ -356,13 +360,21 @@ def read_source(args) -> Tuple[Split, Split, Split, str]:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from mmseg_davpt.utils.output_guard import check_output_folder
     try:
         train, val, test, out = read_source(args)
+        # before the (possibly slow) split; the lists read are never
+        # written over
+        check_output_folder(
+            out, ('train.json', 'val.json', 'test.json'),
+            [getattr(args, k, None) for k in ('train_list', 'val_list',
+                                              'test_list')],
+            args.force, '--out')
         if val is None:
             train, val = split_train_val(train, args.val_ratio, args.seed)
         train, val, test = zero_based(train, val, test)
         write_splits(out, train, val, test)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # OutputPathError included
         print(f'error: {e}', file=sys.stderr)
         return 1
     classes = len(set(train.values()) | set(val.values()) |
