@@ -60,10 +60,14 @@ class FakeModel:
     def prompt_class_groups(self, names):
         return [['a'], ['b']]
 
+    def class_statistics_settings(self):
+        return {}
+
 
 def fake_runner(tmp_path, model):
-    dataset = SimpleNamespace(metainfo=dict(classes=('a', 'b')))
-    return SimpleNamespace(model=model, iter=0, epoch=0,
+    dataset = type('FakeDataset', (list, ), dict(
+        metainfo=dict(classes=('a', 'b'))))([0, 1])
+    return SimpleNamespace(model=model, iter=0, epoch=0, cfg={}, seed=0,
                            work_dir=str(tmp_path),
                            logger=logging.getLogger('test_hook'),
                            train_dataloader=SimpleNamespace(dataset=dataset))

@@ -80,15 +80,46 @@ class DAVPTMixin:
         self._mapping().reset_statistics()
 
     def save_class_statistics(self, path: str,
-                              classes: Optional[Sequence[str]]) -> None:
-        """Save the statistics of all ranks to ``path`` (every rank calls)."""
-        self._mapping().save_statistics(path, classes)
+                              classes: Optional[Sequence[str]],
+                              settings: Optional[dict] = None) -> None:
+        """Save the statistics of all ranks to ``path`` with ``settings``
+        (every rank calls)."""
+        self._mapping().save_statistics(path, classes, settings)
 
     def load_class_statistics(self, path: str,
-                              classes: Optional[Sequence[str]]) -> None:
+                              classes: Optional[Sequence[str]],
+                              settings: Optional[dict] = None) -> None:
         """Load statistics saved by ``save_class_statistics``; checked
-        against ``classes`` and the feature width."""
-        self._mapping().load_statistics(path, classes)
+        against ``classes``, the feature width and ``settings``."""
+        self._mapping().load_statistics(path, classes, settings)
+
+    def class_mapping_settings(self) -> Dict:
+        """What the class -> prompt mapping means (plain values): the guided
+        layers, the layer and the features it was clustered from, the
+        classes and guided prompts it maps between."""
+        guidance = self.metric_guidance
+        self._mapping()
+        return dict(guided_layers=list(guidance.guided_layers),
+                    mapping_layer=guidance.mapping_layer,
+                    feature=guidance.feature, pooling=guidance.pooling,
+                    num_classes=guidance.num_classes,
+                    num_guided_prompts=guidance.mapping.num_prompts)
+
+    def class_statistics_settings(self) -> Dict:
+        """What the class statistics of the initial pass depend on, on the
+        model side: the mapping layer and features compared, the prompt
+        counts, and fingerprints of the frozen base weights and of the
+        prompts as they are now (the pass runs the model as it is)."""
+        from ..peft.fingerprint import base_fingerprint, tensors_fingerprint
+        settings = self.class_mapping_settings()
+        settings.pop('guided_layers')  # only the mapping layer is read
+        prompts = getattr(self.backbone, 'prompts', None)
+        settings.update(
+            num_prompts=getattr(self.backbone, 'num_prompts', None),
+            base_weights=base_fingerprint(self),
+            prompts=tensors_fingerprint(sorted(
+                prompts.named_parameters())) if prompts is not None else None)
+        return settings
 
     def prompt_class_groups(self, class_names: Optional[Sequence[str]] = None
                             ) -> List[List[str]]:

@@ -1,6 +1,6 @@
 """A fingerprint of the frozen base weights a PEFT file belongs on."""
 import hashlib
-from typing import Iterator, Tuple
+from typing import Iterable, Iterator, Tuple
 
 import torch
 import torch.nn as nn
@@ -31,8 +31,14 @@ def base_fingerprint(model: nn.Module) -> str:
     """sha256 (hex) over the frozen backbone's tensors: names, dtypes, shapes
     and bytes, in sorted name order. Equal fingerprints mean bit-identical
     base weights, independent of the device they sit on."""
+    return tensors_fingerprint(_frozen_base_tensors(model))
+
+
+def tensors_fingerprint(named: Iterable[Tuple[str, torch.Tensor]]) -> str:
+    """sha256 (hex) over ``(name, tensor)`` pairs in the given order:
+    names, dtypes, shapes and bytes."""
     digest = hashlib.sha256()
-    for name, tensor in _frozen_base_tensors(model):
+    for name, tensor in named:
         t = tensor.detach().cpu().contiguous()
         digest.update(f'{name}|{t.dtype}|{tuple(t.shape)}\n'.encode())
         # raw bytes through a uint8 view: works for every dtype, including

@@ -10,9 +10,15 @@ from mmengine.hooks import Hook
 from mmengine.utils import ProgressBar
 from mmseg.registry import HOOKS
 
-from ...models.guidance.class_statistics import ensure_writable
+from ...models.guidance.class_statistics import (CacheMismatchError,
+                                                 describe, ensure_writable)
+from ...utils.checkpoint_file import CheckpointFileError
 from ...utils.model import unwrap_model
 from ...utils.registry import also_in_mmpretrain
+from ...utils.rng import untouched_rng
+from .mapping_settings import (SETTINGS_KEY, check_mapping_settings,
+                               data_settings, first_refresh,
+                               refuses_iteration_loop)
 
 HISTORY_FILE = 'davpt_mapping_history.jsonl'
 
@@ -47,9 +53,21 @@ class ClassPromptMappingHook(Hook):
         init_max_iters: cap on batches (per rank) of the initial pass over
             the training set; ``None`` = one epoch across all ranks.
         cache_file: where to save the initial class statistics, and load
-            them from on later runs (skipping the pass). Checked against the
-            dataset's classes and the feature width; its folder is created
-            (and checked writable) before the pass.
+            them from on later runs (skipping the pass). The cache records
+            what the statistics depend on (classes, feature width, mapping
+            layer and features, prompt counts, fingerprints of the base
+            weights and the prompts, the training data config, seed and
+            ``init_max_iters``); a cache made under other settings is
+            recomputed and rewritten, with a warning naming each
+            difference. A file there that is no statistics cache is an
+            error (never written over). Its folder is created (and checked
+            writable) before the pass.
+
+    The initial pass leaves the Python, NumPy, torch CPU and CUDA random
+    states as it found them: a run trains the same with or without a cache
+    file. Checkpoints record the mapping's settings (``guided_layers``,
+    mapping layer, features, class and prompt counts); ``--resume`` with
+    other settings stops, naming them.
     """
 
     priority = 'NORMAL'
@@ -75,6 +93,9 @@ class ClassPromptMappingHook(Hook):
         self.init_max_iters = init_max_iters
         self.cache_file = cache_file
         self._history_checked = False
+        # settings recorded in the checkpoint resumed from: True (checked),
+        # False (none recorded), None (not resumed)
+        self._resumed_settings: Optional[bool] = None
 
     @staticmethod
     def _model(runner):
@@ -104,26 +125,92 @@ class ClassPromptMappingHook(Hook):
 
     # ----------------------------------------------------------- initial
     def before_train(self, runner) -> None:
+        if self.by_epoch and self.refresh:
+            refuses_iteration_loop(runner, type(self).__name__)
+        self._warn_without_refresh(runner)
         model = self._model(runner)
         if model.class_mapping_initialized:
+            if self._resumed_settings:
+                how = 'restored from the checkpoint (its settings match)'
+            elif self._resumed_settings is False:
+                how = ('restored from the checkpoint, which does not record '
+                       'the settings it was made with (not checked)')
+            else:
+                how = ('taken from the loaded weights (load_from); the '
+                       'settings it was made with are not checked')
             runner.logger.info(
-                'DA-VPT: class -> prompt mapping restored from the checkpoint '
+                f'DA-VPT: class -> prompt mapping {how} '
                 f'({model.class_mapping_refreshes} refreshes so far)')
             return
         classes = self._classes(runner)
-        if self.cache_file and osp.isfile(self.cache_file):
-            model.load_class_statistics(self.cache_file, classes)
-            runner.logger.info('DA-VPT: class statistics loaded from '
-                               f'{self.cache_file}')
-        else:
+        settings = None
+        if self.cache_file:
+            settings = dict(model.class_statistics_settings(),
+                            **data_settings(runner, self.init_max_iters))
+        if not (self.cache_file and self._load_cache(runner, model, classes,
+                                                     settings)):
             if self.cache_file:
                 ensure_writable(self.cache_file)  # before, not after, the pass
-            self._collect(runner, model)
+            # the pass runs the training pipeline (random flips...): it must
+            # not change what training draws afterwards
+            with untouched_rng():
+                self._collect(runner, model)
             if self.cache_file:
-                model.save_class_statistics(self.cache_file, classes)
+                model.save_class_statistics(self.cache_file, classes,
+                                            settings)
                 runner.logger.info('DA-VPT: class statistics cached to '
                                    f'{self.cache_file}')
         self._refresh(runner, model, 'initial mapping')
+
+    def _warn_without_refresh(self, runner) -> None:
+        """A refresh schedule that starts after the run ends is legal (a
+        short test run) but worth a line in the log."""
+        length = getattr(runner, 'max_epochs' if self.by_epoch
+                         else 'max_iters', None)
+        if self.refresh and isinstance(length, int) and \
+                first_refresh(self.interval, self.begin) >= length:
+            unit = 'epochs' if self.by_epoch else 'iterations'
+            runner.logger.warning(
+                f'DA-VPT: no mapping refresh within this run\'s {length} '
+                f'{unit} (interval={self.interval}, begin={self.begin}); the '
+                'initial mapping is kept throughout')
+
+    def _load_cache(self, runner, model, classes, settings) -> bool:
+        """Load ``cache_file`` if it exists and was made under ``settings``;
+        ``False`` when the pass must run (no file, or other settings)."""
+        if not osp.isfile(self.cache_file):
+            return False
+        try:
+            model.load_class_statistics(self.cache_file, classes, settings)
+        except CacheMismatchError as err:
+            runner.logger.warning(
+                f'DA-VPT: class-statistics cache {self.cache_file} was made '
+                f'under other settings: {describe(err.differences)}. '
+                'Recomputing the statistics; the cache will be rewritten.')
+            return False
+        except CheckpointFileError as err:
+            raise ValueError(
+                f'cache_file: {err}. It is not written over; point '
+                'cache_file at another path or delete the file.') from err
+        runner.logger.info('DA-VPT: class statistics loaded from '
+                           f'{self.cache_file} (made under the same '
+                           'settings)')
+        return True
+
+    # ----------------------------------------------------------- checkpoints
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault('meta', {})[SETTINGS_KEY] = \
+            self._model(runner).class_mapping_settings()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """On resume: stop when the mapping in ``checkpoint`` was made under
+        other settings than this run's (it would guide other layers or
+        features than it was clustered for)."""
+        saved = (checkpoint.get('meta') or {}).get(SETTINGS_KEY)
+        self._resumed_settings = saved is not None
+        if saved is not None:
+            check_mapping_settings(
+                saved, self._model(runner).class_mapping_settings())
 
     @staticmethod
     def _epoch_loader(runner):

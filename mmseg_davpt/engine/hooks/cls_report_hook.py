@@ -3,11 +3,8 @@ classification report: final-epoch, val-selected and (optimistic)
 best-test-epoch accuracy (see :mod:`mmseg_davpt.utils.cls_report`)."""
 import json
 import os.path as osp
-import random
-from contextlib import contextmanager
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
 import torch
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
@@ -16,23 +13,7 @@ from mmseg.registry import HOOKS
 
 from ...utils.cls_report import format_report, summarise_epochs
 from ...utils.registry import also_in_mmpretrain
-
-
-@contextmanager
-def untouched_rng():
-    """Run a block without consuming the training's random streams (Python,
-    NumPy, torch CPU and CUDA): building and iterating the test loader draws
-    from torch's generator, which would otherwise change every later
-    augmentation and dropout draw, i.e. the run itself."""
-    py_state, np_state = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) \
-        if torch.cuda.is_available() else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            yield
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
+from ...utils.rng import untouched_rng
 
 
 def image_paths(dataset) -> Optional[frozenset]:

@@ -240,7 +240,8 @@ class PromptedVisionTransformer(BaseModule):
         self.prompts = VisualPrompts(
             num_layers, embed_dims, num_prompts=num_prompts,
             depth=prompt_depth,
-            guided_layers=self._layer_indices(guided_layers, 'guided_layers'),
+            guided_layers=normalise_layer_indices(
+                guided_layers, num_layers, 'guided_layers', unique=True),
             num_guided_prompts=num_guided_prompts, dropout=prompt_dropout,
             init=prompt_init, norm=prompt_norm, query_mask=prompt_attn_mask,
             patch_size=patch_size)

@@ -18,6 +18,28 @@ from .prompt_assignment import assign_seen_classes
 from .sentinels import NO_CLASS, NO_PROMPT
 
 
+def check_class_to_prompt(mapping: torch.Tensor, num_prompts: int,
+                          name: str = 'class_to_prompt') -> None:
+    """``ValueError`` naming ``name``, the classes and the ids when the
+    mapping ``(C,)`` holds a prompt id outside ``0..num_prompts-1`` other
+    than ``NO_PROMPT``, or is not an integer tensor."""
+    if mapping.dtype.is_floating_point or mapping.dtype == torch.bool:
+        raise ValueError(f'{name} must hold integer prompt ids, got '
+                         f'{mapping.dtype}')
+    bad = (mapping != NO_PROMPT) & ((mapping < 0) | (mapping >= num_prompts))
+    if bool(bad.any()):
+        classes = torch.nonzero(bad).flatten()
+        shown = ', '.join(f'class {int(c)} -> {int(mapping[c])}'
+                          for c in classes[:8])
+        raise ValueError(
+            f'{name} holds prompt ids outside the {num_prompts} guided '
+            f'prompts (valid: 0..{num_prompts - 1}, or {NO_PROMPT} for no '
+            f'prompt): {shown}' + (f' and {len(classes) - 8} more'
+                                   if len(classes) > 8 else '')
+            + '. The checkpoint is damaged or was made with more guided '
+            'prompts.')
+
+
 class ClassPromptMapping(nn.Module):
     """Accumulates per-class features and clusters classes onto prompts.
 
@@ -54,6 +76,15 @@ class ClassPromptMapping(nn.Module):
         self.register_buffer('feat_sum', torch.zeros(num_classes, embed_dims))
         self.register_buffer('feat_count', torch.zeros(num_classes))
         self.register_buffer('num_refreshes', torch.zeros((), dtype=torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # every loader (torch's, mmengine's resume / load_from, PEFT files)
+        # goes through here: a damaged or hand-edited mapping stops the load
+        # instead of crashing a later lookup or picking another prompt
+        key = prefix + 'class_to_prompt'
+        if key in state_dict:
+            check_class_to_prompt(state_dict[key], self.num_prompts, key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def initialized(self) -> bool:
@@ -123,22 +154,25 @@ class ClassPromptMapping(nn.Module):
         return seen, feat_sum[seen] / feat_count[seen, None]
 
     def save_statistics(self, path: str,
-                        classes: Optional[Sequence[str]]) -> None:
-        """Write the global statistics to ``path`` (rank 0) for later runs;
-        every rank must call it."""
+                        classes: Optional[Sequence[str]],
+                        settings: Optional[dict] = None) -> None:
+        """Write the global statistics to ``path`` (rank 0) for later runs,
+        with the ``settings`` they depend on; every rank must call it."""
         feat_sum, feat_count = self.global_statistics()
         if dist.get_rank() == 0:
             class_statistics.save(path, feat_sum, feat_count, classes,
-                                  self.embed_dims)
+                                  self.embed_dims, settings)
         dist.barrier()
 
     def load_statistics(self, path: str,
-                        classes: Optional[Sequence[str]]) -> None:
-        """Replace the statistics by those of ``path`` (``ValueError`` when
-        made for other classes or width). Every rank reads and checks the
+                        classes: Optional[Sequence[str]],
+                        settings: Optional[dict] = None) -> None:
+        """Replace the statistics by those of ``path``
+        (``CacheMismatchError`` naming every difference when made for other
+        classes, width or ``settings``). Every rank reads and checks the
         file; rank 0 holds the sums, so the cross-rank sum is exact."""
         feat_sum, feat_count = class_statistics.load(path, classes,
-                                                     self.embed_dims)
+                                                     self.embed_dims, settings)
         keep = dist.get_rank() == 0
         self.feat_sum.copy_(feat_sum if keep else torch.zeros_like(feat_sum))
         self.feat_count.copy_(feat_count if keep else

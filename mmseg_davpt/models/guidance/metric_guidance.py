@@ -110,6 +110,9 @@ class MetricGuidance(nn.Module):
                 'metric guidance needs guided layers: set the backbone\'s '
                 '`guided_layers` (paper: the last layer, e.g. (23,) for '
                 'ViT-L, (11,) for ViT-B)')
+        if len(set(guided_layers)) != len(guided_layers):
+            raise ValueError(f'guided_layers {tuple(guided_layers)} name a '
+                             'layer twice: its loss would count twice')
         if feature not in FEATURES:
             raise ValueError(f'feature must be one of {FEATURES}, got '
                              f'{feature!r}')
