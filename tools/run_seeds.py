@@ -78,6 +78,40 @@ def load_reports(work_dir: str, seeds: List[int]) -> Dict[int, dict]:
     return reports
 
 
+#: report fields that must agree for an average over seeds to mean anything
+SAME_IN_EVERY_RUN = ('metric', 'trained_epochs', 'splits', 'run')
+
+
+def check_comparable(reports: Dict[int, dict]) -> None:
+    """``ValueError`` naming each report field (config, epochs, data
+    roots, config digest...) on which the seeds' runs differ, with each
+    seed's value: such runs are not seeds of one experiment."""
+    differences = []
+    for key in SAME_IN_EVERY_RUN:
+        values = {seed: r.get(key, 'not recorded')
+                  for seed, r in reports.items()}
+        if key == 'run':  # name the sub-field that differs
+            fields = sorted({f for v in values.values()
+                             if isinstance(v, dict) for f in v})
+            for field in fields:
+                sub = {s: v.get(field) if isinstance(v, dict) else v
+                       for s, v in values.items()}
+                if len({json.dumps(x, sort_keys=True) for x in
+                        sub.values()}) > 1:
+                    differences.append(f'run.{field}: ' + ', '.join(
+                        f'seed {s} {x!r}' for s, x in sorted(sub.items())))
+            if fields:
+                continue
+        if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
+            differences.append(f'{key}: ' + ', '.join(
+                f'seed {s} {v!r}' for s, v in sorted(values.items())))
+    if differences:
+        raise ValueError(
+            'the reports are not runs of one experiment with other seeds; '
+            'they differ in ' + '; '.join(differences) + '. Rerun the '
+            'differing seeds with the same config and options.')
+
+
 def mean_std(values: List[float]) -> Dict[str, Optional[float]]:
     """Mean and sample std (ddof=1; ``None`` for fewer than 2 values)."""
     n = len(values)
@@ -143,6 +177,9 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         metavar='KEY=VALUE',
                         help='passed to every tools/train.py run')
+    parser.add_argument('--overwrite-work-dir', action='store_true',
+                        help="passed to tools/train.py: start over in seed "
+                        "folders holding an earlier run's checkpoints")
     parser.add_argument('--gpus', type=int, default=1,
                         help='> 1: run each seed with tools/dist_train.sh')
     mode = parser.add_mutually_exclusive_group()
@@ -161,6 +198,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     commands = [train_command(args.config, seed, args.work_dir,
                               args.cfg_options, args.gpus)
+                + (['--overwrite-work-dir'] if args.overwrite_work_dir else [])
                 for seed in args.seeds]
     if args.dry_run:
         for command in commands:
@@ -176,6 +214,7 @@ def main(argv=None) -> int:
                 return 1
     try:
         reports = load_reports(args.work_dir, args.seeds)
+        check_comparable(reports)
     except (FileNotFoundError, ValueError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

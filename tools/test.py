@@ -151,11 +151,13 @@ def main(argv=None):
     from mmseg_davpt.apis import load_model_checkpoint
     from mmseg_davpt.engine import init_cpu_distributed, shutdown_distributed
     from mmseg_davpt.utils.checkpoint_file import read_checkpoint
+    from mmseg_davpt.utils.empty_split import check_splits
     cfg = build_config(args)
     # read first: a file that is no checkpoint stops before the runner
     checkpoint = read_checkpoint(args.checkpoint)
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    check_splits(runner, 'test')
     load_model_checkpoint(runner.model, checkpoint, source=args.checkpoint)
     runner.test()
     del runner  # its DDP wrapper holds the process group

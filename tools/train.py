@@ -71,25 +71,11 @@ def build_config(args):
 
 
 def check_train_split(runner) -> None:
-    """Fail fast, naming the paths, on an empty training split (mmengine
-    otherwise fails with a NumPy message, or its InfiniteSampler loops
-    forever without yielding a batch)."""
-    try:
-        # built once here and reused by runner.train()
-        empty = len(runner.train_dataloader.dataset) == 0
-    except ValueError as err:
-        # mmengine's BaseDataset fails this way when serialising no samples
-        if 'need at least one array to concatenate' not in str(err):
-            raise
-        empty = True
-    if empty:
-        cfg = runner.cfg.train_dataloader.dataset
-        raise SystemExit(
-            f'the training split is empty: no images found for '
-            f'{cfg.get("type")} under data_root={cfg.get("data_root")!r}, '
-            f'data_prefix={cfg.get("data_prefix")}, '
-            f'ann_file={cfg.get("ann_file", "")!r}')
+    """Fail fast, naming the paths, on an empty training, validation or
+    test split (a run validates and may score the test split)."""
     from mmseg_davpt.datasets import check_balanced_loader
+    from mmseg_davpt.utils.empty_split import check_splits
+    check_splits(runner, 'train', 'val')
     # a ClassBalancedSampler's blocks must be whole batches
     check_balanced_loader(runner.train_dataloader)
 

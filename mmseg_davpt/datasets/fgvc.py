@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Union
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from .split_checks import warn_repeated_entries
 from .vtab1k import folder_contents, resolve_num_classes
 
 FGVC_TASKS = dict(
@@ -32,6 +33,10 @@ FGVC_TASKS = dict(
 FGVC_SPLITS = ('train', 'val', 'test')
 
 
+class _PairList(list):
+    """A JSON object as its ``(key, value)`` pairs, repeats kept."""
+
+
 def read_split_json(path: str) -> Dict[str, int]:
     """``{relative_image_path: class_id}`` from one split file, with errors
     that name the file (and the JSON position or the offending key)."""
@@ -41,10 +46,15 @@ def read_split_json(path: str) -> Dict[str, int]:
             f'{folder_contents(osp.dirname(path) or ".")}')
     with open(path, encoding='utf-8') as f:
         try:
-            raw = json.load(f)
+            # keep repeated keys visible: a plain dict keeps the last one
+            # silently
+            raw = json.load(f, object_pairs_hook=_PairList)
         except json.JSONDecodeError as e:
             raise ValueError(f'{path}: invalid JSON at line {e.lineno}, '
                              f'column {e.colno}: {e.msg}') from None
+    if isinstance(raw, _PairList):
+        warn_repeated_entries(path, (k for k, _ in raw), 'keys')
+        raw = dict(raw)  # JSON's rule: the last value of a key counts
     if not isinstance(raw, dict):
         raise ValueError(f'{path}: expected a JSON object '
                          f'{{"relative/image.jpg": class_id}}, '

@@ -18,6 +18,8 @@ from typing import List, Optional, Sequence, Union
 from mmpretrain.datasets import BaseDataset
 from mmpretrain.registry import DATASETS
 
+from .split_checks import warn_repeated_entries
+
 # Folder names of the 19 tasks in the common VTAB-1k release and their class
 # counts (the same numbers NOAH's and DA-VPT's loaders hard-code).
 VTAB_TASKS = dict(
@@ -163,6 +165,7 @@ class VTAB1k(BaseDataset):
                 data_list.append(self._parse_line(path, lineno, line))
         if not data_list:
             raise ValueError(f'VTAB-1k split file {path!r} has no samples')
+        warn_repeated_entries(path, (d['img_path'] for d in data_list))
         return data_list
 
     def _parse_line(self, path: str, lineno: int, line: str) -> dict:

@@ -89,4 +89,7 @@ def format_report(report: Dict) -> List[str]:
                      f'{report["selected_test"]:.2f}')
     lines.append(f'  (c) best test epoch {report["best_test_epoch"]}: '
                  f'{report["best_test"]:.2f}  [{report["best_test_note"]}]')
+    if report.get('test_overlap'):
+        lines.append(f'  warning: {report["test_overlap"]}: the test split '
+                     'is not held out')
     return lines

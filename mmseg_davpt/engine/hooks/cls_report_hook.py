@@ -1,6 +1,7 @@
 """Hook that scores the test split at every validation epoch and writes the
 classification report: final-epoch, val-selected and (optimistic)
 best-test-epoch accuracy (see :mod:`mmseg_davpt.utils.cls_report`)."""
+import hashlib
 import json
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
@@ -11,6 +12,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 from mmseg.registry import HOOKS
 
+from ...datasets.split_checks import shared_images
 from ...utils.cls_report import format_report, summarise_epochs
 from ...utils.registry import also_in_mmpretrain
 from ...utils.rng import untouched_rng
@@ -24,6 +26,25 @@ def image_paths(dataset) -> Optional[frozenset]:
     paths = [dataset.get_data_info(i).get('img_path')
              for i in range(len(dataset))]
     return None if None in paths else frozenset(paths)
+
+
+#: config keys that differ between seeds of one experiment by design
+PER_RUN_KEYS = ('randomness', 'work_dir', 'launcher', 'resume', 'load_from')
+
+
+def run_settings(runner) -> Dict:
+    """What makes two runs' reports comparable (averaged over seeds): the
+    config file, the number of epochs, every split's dataset, and a digest
+    of the whole config except the seed and per-run paths
+    (``PER_RUN_KEYS``)."""
+    cfg = runner.cfg.to_dict()
+    shared = {k: v for k, v in cfg.items() if k not in PER_RUN_KEYS}
+    text = json.dumps(shared, sort_keys=True, default=str)
+    roots = {split: (cfg.get(f'{split}_dataloader') or {}).get(
+        'dataset', {}).get('data_root') for split in ('train', 'val', 'test')}
+    return dict(config=osp.basename(runner.cfg.filename or '') or None,
+                max_epochs=runner.max_epochs, data_roots=roots,
+                config_digest=hashlib.sha256(text.encode()).hexdigest()[:16])
 
 
 def describe(dataset) -> str:
@@ -84,7 +105,9 @@ class ClsReportHook(Hook):
         self._test_evaluator = None
         self._val_is_test = False
         self.selection_unavailable: Optional[str] = None
+        self.test_overlap: Optional[str] = None
         self.splits: Dict[str, str] = {}
+        self.run: Dict = {}
 
     # ------------------------------------------------------------ set-up
     def before_train(self, runner) -> None:
@@ -111,8 +134,16 @@ class ClsReportHook(Hook):
         test_set = loader.dataset
         self.splits = dict(train=describe(train_set), val=describe(val_set),
                            test=describe(test_set))
+        self.run = run_settings(runner)
         self._val_is_test, self.selection_unavailable = \
             self._check_val_split(train_set, val_set, test_set)
+        self.test_overlap = shared_images(image_paths(test_set),
+                                          image_paths(train_set), 'test',
+                                          'training')
+        if self.test_overlap:
+            runner.logger.warning(
+                f'ClsReportHook: {self.test_overlap}; the test accuracy of '
+                'this run is not measured on held-out images')
         if not self._val_is_test:
             self._test_loader = loader
             self._test_evaluator = runner.build_evaluator(evaluator_cfg)
@@ -167,6 +198,10 @@ class ClsReportHook(Hook):
                            f'are also training images (e.g. train800val200 '
                            f'with val200), so a choice made on them is not '
                            f'held out')
+        with_test = shared_images(val, test, 'val', 'test')
+        if with_test:
+            return False, (f'{with_test}, so a choice made on them is made '
+                           'on the test split')
         return False, None
 
     # --------------------------------------------------------- per epoch
@@ -218,7 +253,8 @@ class ClsReportHook(Hook):
         report = summarise_epochs(self.rows, self.metric,
                                   self.selection_unavailable)
         report.update(finished=finished, trained_epochs=runner.epoch,
-                      splits=self.splits)
+                      splits=self.splits, test_overlap=self.test_overlap,
+                      run=self.run)
         path = osp.join(runner.work_dir, self.out_file)
         if is_main_process():
             with open(path, 'w') as f:
