@@ -36,7 +36,15 @@ def parse_args(argv: Optional[List[str]] = None,
                        if torch.cuda.is_available() else 'cpu')
         p.add_argument('--json', help='write results (JSON) here')
         p.add_argument('--markdown', help='write a Markdown table here')
+        p.add_argument('--force', action='store_true',
+                       help='replace existing --json / --markdown files')
     args = parser.parse_args(argv)
+    from ..utils.output_guard import check_output_file
+    for option in ('json', 'markdown'):
+        if getattr(args, option):  # before the (long) measurement
+            check_output_file(getattr(args, option),
+                              getattr(args, 'configs', None) or (),
+                              args.force, f'--{option}')
     if args.warmup < 0 or args.repeats < 1:
         parser.error('need --warmup >= 0 and --repeats >= 1')
     if getattr(args, 'img_size', 0) is None:
