@@ -14,7 +14,8 @@ from typing import List
 
 #: what an earlier run leaves that a new run would write over or mix with
 PREVIOUS_RUN_PATTERNS = ('iter_*.pth', 'epoch_*.pth', 'best_*.pth',
-                         'last_checkpoint', 'davpt_mapping_history.jsonl')
+                         'last_checkpoint', 'davpt_mapping_history.jsonl',
+                         'davpt_report.json')
 
 
 def previous_run_files(work_dir: str) -> List[str]:
