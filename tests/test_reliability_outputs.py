@@ -211,3 +211,14 @@ def test_new_run_in_a_work_dir_of_another_run(demo_data, tmp_path, capsys):
     # an empty or fresh work dir is fine
     assert check_new_run_work_dir(str(work), False, False) == []
     assert check_new_run_work_dir(str(tmp_path / 'new'), False, False) == []
+
+
+def test_benchmark_outputs_are_checked_before_measuring(tmp_path):
+    from mmseg_davpt.benchmarks.cli import main as benchmark
+    existing = write(tmp_path / 'k.json')
+    with pytest.raises(OutputPathError, match="--json '.*k.json' already "
+                       'exists'):
+        benchmark(['kmeans', '--json', existing])
+    with pytest.raises(OutputPathError, match='--markdown .* is a folder'):
+        benchmark(['kmeans', '--markdown', str(tmp_path)])
+    assert read(existing) == b'original'
