@@ -157,8 +157,8 @@ def main(argv=None):
     checkpoint = read_checkpoint(args.checkpoint)
     init_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
-    check_splits(runner, 'test')
     load_model_checkpoint(runner.model, checkpoint, source=args.checkpoint)
+    check_splits(runner, 'test')  # after the checkpoint: it is cheaper
     runner.test()
     del runner  # its DDP wrapper holds the process group
     shutdown_distributed()
