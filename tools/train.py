@@ -75,9 +75,10 @@ def check_train_split(runner) -> None:
     test split (a run validates and may score the test split)."""
     from mmseg_davpt.datasets import check_balanced_loader
     from mmseg_davpt.utils.empty_split import check_splits
-    check_splits(runner, 'train', 'val')
+    check_splits(runner, 'train')
     # a ClassBalancedSampler's blocks must be whole batches
     check_balanced_loader(runner.train_dataloader)
+    check_splits(runner, 'val')
 
 
 def check_resume(runner) -> None:

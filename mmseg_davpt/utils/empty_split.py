@@ -10,6 +10,8 @@ def _split_dataset(runner, split: str):
     or ``None`` when the run has no such loop."""
     if split == 'train':
         return runner.train_dataloader.dataset
+    if runner.cfg.get(f'{split}_dataloader') is None:
+        return None
     loop = runner.val_loop if split == 'val' else runner.test_loop
     return None if loop is None else loop.dataloader.dataset
 
@@ -18,8 +20,6 @@ def empty_split_message(runner, split: str) -> Optional[str]:
     """Why ``split`` of the runner's config has no samples, or ``None``
     when it has some (or the run has no such split). Builds the split's
     loader if needed; the runner keeps it for the run."""
-    if runner.cfg.get(f'{split}_dataloader') is None:
-        return None
     try:
         dataset = _split_dataset(runner, split)
         if dataset is None or len(dataset) > 0:
