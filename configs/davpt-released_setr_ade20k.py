@@ -14,7 +14,9 @@ model = dict(
     metric_guidance=dict(
         # L_p: each image's mean block-input patch token vs the raw prompts;
         # L_cls: the [CLS] query vs the raw prompts
-        feature='released',
+        feature='raw',
+        token_source='block_input',
+        cls_source='attention_query',
         pooling='image_mean',
         # every cosine scaled by 5 before alpha and margin apply
         loss_prompt=dict(similarity_scale=5.0),

@@ -9,7 +9,6 @@ Sec. 3.1, ``docs/method.md`` section 1; ``VisualPrompts``), freezes the
 pretrained weights except chosen groups (DA-VPT+, paper Sec. 3.5), and
 exposes per-layer attention taps for the DA-VPT metric loss.
 """
-from functools import partial
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -323,10 +322,10 @@ class PromptedVisionTransformer(BaseModule):
         return self.prompts.layer_prompts(
             self._layer_indices(layer, 'layer')[0])
 
-    def project_query(self, layer: int, x: torch.Tensor) -> torch.Tensor:
-        """``W_q x`` of ``layer``'s attention, without the query bias (the
-        paper's ``W_q p`` / ``W_q x``), for ``x`` ``(..., D)``."""
-        return self.layers[layer].attn.attn.project_query(x, bias=False)
+    def query_weight(self, layer: int) -> torch.Tensor:
+        """``W_q`` ``(D, D)`` of ``layer``'s attention (the paper's ``W_q p``
+        / ``W_q x`` apply it without the query bias)."""
+        return self.layers[layer].attn.attn.query_weight
 
     def _embed(self, inputs: torch.Tensor):
         """Images -> ``([prefix, patches] (B, T, D), patch grid (h, w))``;
@@ -396,7 +395,7 @@ class PromptedVisionTransformer(BaseModule):
                 taps[i] = LayerTaps(
                     context=tap[0], block_input=block_input,
                     prompts=self.prompts.layer_prompts(i),
-                    project_query=partial(self.project_query, i),
+                    query_weight=self.query_weight(i),
                     num_prefix=self.num_prefix,
                     num_prompt_tokens=num_prompt_tokens,
                     grid=tuple(hw_shape), patch_size=self.patch_size,
