@@ -142,7 +142,7 @@ def test_taps_are_attention_context_and_query():
     assert (tap.block_input - inputs[2]).abs().max().item() <= 1e-5
     assert (tap.query - q).abs().max().item() <= 1e-5
     # the tap's query projection is W_q without bias (the paper's W_q x)
-    assert (tap.project_query(h) + b[:D] - q).abs().max().item() <= 1e-5
+    assert (h @ tap.query_weight.T + b[:D] - q).abs().max().item() <= 1e-5
     attn_mod = ours.layers[2].attn.attn
     assert torch.allclose(attn_mod.project_query(h), q, atol=1e-6)
     # Taps do not change the outputs; untapped forward keeps none.

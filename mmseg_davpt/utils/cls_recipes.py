@@ -40,7 +40,7 @@ PAPER_DEFAULTS = dict(
     scale=1.0, refresh_begin=0, refresh=True, drop_path=0.0,
     samples_per_class=None, fp16=False, tune_params=(),
     prompt_init='vpt', prompt_norm=None, prompt_attn_mask=False,
-    out_type='cls_token', eval_after=0, feature='query')
+    out_type='cls_token', eval_after=0)
 
 
 def read_recipes(path: str = RECIPES_CSV) -> List[Dict[str, str]]:
@@ -101,7 +101,7 @@ def settings(row: Dict[str, str]) -> dict:
         prompt_attn_mask=row['mask'] == 'true',
         out_type='mean_tokens' if row['classifier_feature'].startswith(
             'mean') else 'cls_token',
-        eval_after=int(row['eval_after']), feature='released',
+        eval_after=int(row['eval_after']),
         train_split=row['train_split'], model_name=row['model_name'])
 
 
