@@ -139,7 +139,7 @@ def test_peft_state_dict_holds_only_the_trained_part(ckpts):
 
 def test_davpt_plus_saves_packed_kv_bias(demo_data):
     _, vit = demo_data
-    model = build_demo_model(vit, **{'model.backbone.tune_biases': 'kv'})
+    model = build_demo_model(vit, **{'model.backbone.tune_params': 'kv'})
     base_q = model.backbone.layers[2].attn.attn.q_bias.clone()
     simulate_training(model)
     sd = peft_state_dict(model)
@@ -152,7 +152,7 @@ def test_davpt_plus_saves_packed_kv_bias(demo_data):
     assert torch.equal(packed[96:], torch.cat(
         [model.backbone.layers[2].attn.attn.k_bias,
          model.backbone.layers[2].attn.attn.v_bias]))
-    fresh = build_demo_model(vit, **{'model.backbone.tune_biases': 'kv'})
+    fresh = build_demo_model(vit, **{'model.backbone.tune_params': 'kv'})
     load_peft(fresh, dict(state_dict=sd, meta=dict(peft=dict(
         base_fingerprint=base_fingerprint(model), base_checkpoint=vit))))
     for key, value in model.state_dict().items():

@@ -47,7 +47,7 @@ def mismatch_message(source: str, mismatch: StateDictMismatch,
                 'checkpoint.')
     else:
         hint = ('Use the config and --cfg-options it was trained with '
-                '(num_prompts, num_classes, tune_biases... must match).')
+                '(num_prompts, num_classes, tune_params... must match).')
     return (f'{source} does not match {what}:\n{mismatch.describe()}\n'
             + hint)
 

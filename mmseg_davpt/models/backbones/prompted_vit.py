@@ -80,8 +80,6 @@ class PromptedVisionTransformer(BaseModule):
             (DA-VPT+), ``'qkv'``, ``'none'``. The released code's recipes
             tune ``('k_bias', 'v_bias', 'proj_bias', 'patch_embed_bias',
             'fc2_bias', 'norm2_bias', 'norm1', 'cls_token')``.
-        tune_biases (str | Sequence[str]): the same names, plus the original
-            groups ``q k v proj fc1 fc2 norm``.
         freeze_pretrained (bool): ``False`` trains everything.
 
     DINOv2 arguments (off by default, and then nothing is built):
@@ -145,7 +143,6 @@ class PromptedVisionTransformer(BaseModule):
                  prompt_norm: Optional[str] = None,
                  prompt_attn_mask: bool = False,
                  tune_params: Union[str, Sequence[str]] = (),
-                 tune_biases: Union[str, Sequence[str]] = (),
                  freeze_pretrained: bool = True,
                  out_type: str = 'featmap',
                  layer_scale_init_value: float = 0.,
@@ -243,9 +240,7 @@ class PromptedVisionTransformer(BaseModule):
             num_guided_prompts=num_guided_prompts, dropout=prompt_dropout,
             init=prompt_init, norm=prompt_norm, query_mask=prompt_attn_mask,
             patch_size=patch_size)
-        self.tuned_params = tuple(sorted(
-            set(resolve_tuned_params(tune_biases, 'tune_biases')) |
-            set(resolve_tuned_params(tune_params, 'tune_params'))))
+        self.tuned_params = resolve_tuned_params(tune_params)
         set_trainable(self, self.tuned_params, freeze_pretrained)
 
     # ------------------------------------------------------------- layout
