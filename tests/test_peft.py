@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from mmseg_davpt.peft import (base_fingerprint, is_peft_checkpoint,
-                              is_peft_file, load_peft, peft_state_dict,
+                              load_peft, peft_record, peft_state_dict,
                               save_peft)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -187,11 +187,11 @@ def test_peft_file_is_small_and_records_its_base(ckpts, demo_data, tmp_path):
     assert record['base_fingerprint'] == base_fingerprint(model)
     assert record['num_tensors'] == len(ckpt['state_dict'])
     assert ckpt['meta']['dataset_meta']['classes'][1] == 'disc'
-    assert is_peft_checkpoint(ckpt) and is_peft_file(peft)
+    assert is_peft_checkpoint(ckpt) and peft_record(peft) == record
     assert not is_peft_checkpoint(torch.load(full, weights_only=False))
-    assert not is_peft_file(full)
+    assert peft_record(full) is None
     (tmp_path / 'empty.pth').write_bytes(b'')
-    assert not is_peft_file(str(tmp_path / 'empty.pth'))
+    assert peft_record(str(tmp_path / 'empty.pth')) is None
 
 
 def test_wrong_base_is_a_clear_error(ckpts, demo_data, other_base):
