@@ -11,10 +11,7 @@ import csv
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
-# in a source checkout (the generator's home), next to the configs
-RECIPES_CSV = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
-    'cls', 'recipes.csv')
+from .shipped_configs import configs_root
 
 # recipes.csv names -> this project's names
 PRETRAIN = {'vitb': 'in21k', 'mae': 'mae', 'moco': 'mocov3'}
@@ -43,8 +40,11 @@ PAPER_DEFAULTS = dict(
     out_type='cls_token', eval_after=0)
 
 
-def read_recipes(path: str = RECIPES_CSV) -> List[Dict[str, str]]:
-    """Rows of ``recipes.csv`` as dicts of strings."""
+def read_recipes(path: Optional[str] = None) -> List[Dict[str, str]]:
+    """Rows of ``recipes.csv`` (default: ``configs/cls/recipes.csv`` of the
+    checkout or of the installed package) as dicts of strings."""
+    if path is None:
+        path = osp.join(configs_root(), 'cls', 'recipes.csv')
     with open(path, newline='') as f:
         return list(csv.DictReader(f))
 
