@@ -1,7 +1,7 @@
 # DA-VPT on SETR-PUP / ViT-L/16, ADE20K 512x512, with the settings of the
 # authors' released segmentation code; 8 GPUs x 2 images/GPU, 160k
 # iterations. The paper's reading is davpt_setr_ade20k.py; the differences
-# are listed in the README ("The paper vs the authors' released code").
+# are listed in docs/paper_vs_released.md.
 _base_ = './davpt_setr_ade20k.py'
 model = dict(
     backbone=dict(

@@ -203,7 +203,7 @@ def test_attention_weights_on_request_only_for_chosen_layers():
 
 
 def test_scalar_guided_layers_and_out_indices():
-    # README writes guided_layers=-1; a bare int used to raise
+    # README writes guided_layers=-1: a bare int is accepted
     # "TypeError: 'int' object is not iterable"
     model = PromptedVisionTransformer(**TINY, num_prompts=4, guided_layers=-1,
                                       num_guided_prompts=2, out_indices=1)
