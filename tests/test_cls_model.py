@@ -1,4 +1,4 @@
-"""The prompted ViT in mmpretrain and the DA-VPT classifier (issue 4)."""
+"""The prompted ViT in mmpretrain and the DA-VPT classifier."""
 import copy
 import re
 
