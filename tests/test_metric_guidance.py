@@ -100,44 +100,34 @@ def test_attention_query_cls_source_needs_the_query_tap():
         g.loss(make_taps((1, ), query=False), LABELS)
 
 
-def test_block_input_token_source_alone():
-    # only the L_p samples change: block-input patch tokens through W_q;
-    # L_cls keeps the attention output's [CLS] through W_q
-    g = guidance(token_source='block_input', loss_prompt=anchor(),
-                 loss_cls=anchor())
+@pytest.mark.parametrize('settings, changed', [
+    # L_p samples: block-input patch tokens, through W_q like the proxies
+    (dict(token_source='block_input'), 'loss_prompt'),
+    # L_cls sample: the [CLS] query as computed, not projected again
+    (dict(cls_source='attention_query'), 'loss_cls'),
+])
+def test_each_vector_option_alone(settings, changed):
+    g = guidance(**settings, loss_prompt=anchor(), loss_cls=anchor())
     taps = make_taps((1, ))
     tap = taps[1]
     w = tap.query_weight
     out = g.loss(taps, LABELS)
+    tokens = tap.block_input if 'token_source' in settings else tap.context
+    cls = tap.query[USE, 0] if 'cls_source' in settings else \
+        tap.context[USE, 0] @ w.T
     proxies = tap.prompts[[0, 2]] @ w.T
-    exp_p = loop_reference(
-        (tap.block_input[USE, 1 + N:] @ w.T).flatten(0, 1),
-        ROWS.repeat_interleave(4), proxies, 0.1, 32.)
-    exp_cls = loop_reference(tap.context[USE, 0] @ w.T, ROWS, proxies, 0.1,
-                             32.)
+    exp_p = loop_reference((tokens[USE, 1 + N:] @ w.T).flatten(0, 1),
+                           ROWS.repeat_interleave(4), proxies, 0.1, 32.)
+    exp_cls = loop_reference(cls, ROWS, proxies, 0.1, 32.)
     assert out['loss_prompt'].item() == pytest.approx(exp_p, rel=1e-4)
     assert out['loss_cls'].item() == pytest.approx(exp_cls, rel=1e-4)
+    # the option changes its own term only
     default = guidance(loss_prompt=anchor(), loss_cls=anchor()).loss(
         taps, LABELS)
-    assert out['loss_prompt'].item() != pytest.approx(
-        default['loss_prompt'].item(), rel=1e-3)
-
-
-def test_attention_query_cls_source_alone():
-    # only the L_cls sample changes: the [CLS] query as computed (not
-    # projected again) vs the W_q-projected prompts; L_p is the default's
-    g = guidance(cls_source='attention_query', loss_prompt=anchor(),
-                 loss_cls=anchor())
-    taps = make_taps((1, ))
-    tap = taps[1]
-    w = tap.query_weight
-    out = g.loss(taps, LABELS)
-    proxies = tap.prompts[[0, 2]] @ w.T
-    exp_p = loop_reference((tap.context[USE, 1 + N:] @ w.T).flatten(0, 1),
-                           ROWS.repeat_interleave(4), proxies, 0.1, 32.)
-    exp_cls = loop_reference(tap.query[USE, 0], ROWS, proxies, 0.1, 32.)
-    assert out['loss_prompt'].item() == pytest.approx(exp_p, rel=1e-4)
-    assert out['loss_cls'].item() == pytest.approx(exp_cls, rel=1e-4)
+    for name in ('loss_prompt', 'loss_cls'):
+        same = out[name].item() == pytest.approx(default[name].item(),
+                                                 rel=1e-5)
+        assert same == (name != changed), name
 
 
 @pytest.mark.parametrize('key, value', [('feature', 'released'),

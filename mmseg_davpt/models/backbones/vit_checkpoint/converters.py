@@ -18,7 +18,7 @@ import torch
 
 StateDict = Dict[str, torch.Tensor]
 
-_TIMM_RULES = [
+TIMM_RULES = [
     (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
     (r'^blocks\.(\d+)\.norm1\.', r'layers.\1.ln1.'),
     (r'^blocks\.(\d+)\.norm2\.', r'layers.\1.ln2.'),
@@ -53,7 +53,7 @@ def _rename(state: Mapping[str, torch.Tensor], rules) -> StateDict:
 
 def timm_to_mmseg(state: Mapping[str, torch.Tensor]) -> StateDict:
     """timm ViT state dict -> MMSegmentation ViT keys (drops ``head.*``)."""
-    return _rename(state, _TIMM_RULES)
+    return _rename(state, TIMM_RULES)
 
 
 def mmpretrain_to_mmseg(state: Mapping[str, torch.Tensor]) -> StateDict:
