@@ -186,3 +186,16 @@ def test_bad_loss_settings_fail_at_build_time_naming_key_and_value():
         guidance(loss_prompt=0.05)
     with pytest.raises(TypeError, match='temperature'):
         guidance(temperature=2.)
+
+
+def test_autocast_leaves_the_compared_space_in_float32():
+    # bf16 projections or similarities would move the loss by ~1e-2
+    g = guidance(loss_prompt=anchor(), loss_cls=anchor())
+    taps = make_taps((1, ))
+    plain = g.loss(taps, LABELS)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        mixed = g.loss(taps, LABELS)
+    for name in ('loss_prompt', 'loss_cls'):
+        assert mixed[name].dtype == torch.float32
+        assert mixed[name].item() == pytest.approx(plain[name].item(),
+                                                   rel=1e-6)

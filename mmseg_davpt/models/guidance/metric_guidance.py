@@ -37,7 +37,7 @@ def default_loss(name: str) -> dict:
 class MetricGuidance(nn.Module):
     """Base of ``SegMetricGuidance`` and ``ClsMetricGuidance``.
 
-    The base runs the loop over guided layers (autocast off, proxies once
+    The base runs the loop over guided layers (proxies once
     per layer, the assigned-prompt mask once per batch, cross-rank gather,
     mean over layers, logged ``img_frac`` / ``unassigned_prompts``).
     Subclasses supply ``image_targets`` (one class per image and which
@@ -168,11 +168,14 @@ class MetricGuidance(nn.Module):
         """Vectors ``(..., D)`` in the compared space, float32: through
         ``query_weight`` (``W_q``, no bias) for ``feature='query'``. The
         one place that decides the space, for the loss and the mapping
-        alike. The loss calls it with autocast off (fp16 projections and
-        similarities overflow easily, and these tensors are small)."""
+        alike. The projection runs with autocast off (fp16 projections
+        overflow easily, and these tensors are small); the losses compute
+        their similarities in float32 themselves."""
         vectors = vectors.float()
-        return F.linear(vectors, query_weight) if self.feature == 'query' \
-            else vectors
+        if self.feature != 'query':
+            return vectors
+        with torch.autocast(vectors.device.type, enabled=False):
+            return F.linear(vectors, query_weight.float())
 
     def _cls_samples(self, tap: LayerTaps) -> torch.Tensor:
         """``(B, D)`` [CLS] vectors of ``L_cls`` in the compared space."""
@@ -254,22 +257,19 @@ class MetricGuidance(nn.Module):
                 token_mask]
         has_cls = taps[self.guided_layers[0]].num_prefix > 0
         totals = {}
-        with torch.autocast(classes.device.type, enabled=False):
-            for layer in self.guided_layers:
-                tap = taps[layer]
-                proxies = self.embed(tap.prompts, tap.query_weight)[assigned]
-                if self.loss_prompt is not None:
-                    patches = tap.patch_tokens(self.token_features(tap))
-                    samples = patches.mean(1)[use] \
-                        if self.pooling == 'image_mean' else \
-                        patches[token_mask]
-                    self._add(totals, self.loss_prompt,
-                              self.embed(samples, tap.query_weight), sample_prompts,
-                              proxies, position)
-                if self.loss_cls is not None and has_cls:
-                    self._add(totals, self.loss_cls,
-                              self._cls_samples(tap)[use], prompt_of[use],
-                              proxies, position)
+        for layer in self.guided_layers:
+            tap = taps[layer]
+            proxies = self.embed(tap.prompts, tap.query_weight)[assigned]
+            if self.loss_prompt is not None:
+                patches = tap.patch_tokens(self.token_features(tap))
+                samples = patches.mean(1)[use] \
+                    if self.pooling == 'image_mean' else patches[token_mask]
+                self._add(totals, self.loss_prompt,
+                          self.embed(samples, tap.query_weight),
+                          sample_prompts, proxies, position)
+            if self.loss_cls is not None and has_cls:
+                self._add(totals, self.loss_cls, self._cls_samples(tap)[use],
+                          prompt_of[use], proxies, position)
         out = {name: total / len(self.guided_layers)
                for name, total in totals.items()}
         # Logged, not optimised (no 'loss' in the name): how much of the
