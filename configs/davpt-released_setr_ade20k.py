@@ -1,7 +1,7 @@
 # DA-VPT on SETR-PUP / ViT-L/16, ADE20K 512x512, with the settings of the
 # authors' released segmentation code; 8 GPUs x 2 images/GPU, 160k
 # iterations. The paper's reading is davpt_setr_ade20k.py; the differences
-# are listed in the README ("The paper vs the authors' released code").
+# are listed in docs/paper_vs_released.md.
 _base_ = './davpt_setr_ade20k.py'
 model = dict(
     backbone=dict(
@@ -14,7 +14,9 @@ model = dict(
     metric_guidance=dict(
         # L_p: each image's mean block-input patch token vs the raw prompts;
         # L_cls: the [CLS] query vs the raw prompts
-        feature='released',
+        feature='raw',
+        token_source='block_input',
+        cls_source='attention_query',
         pooling='image_mean',
         # every cosine scaled by 5 before alpha and margin apply
         loss_prompt=dict(similarity_scale=5.0),

@@ -5,4 +5,4 @@
 _base_ = './davpt_setr_ade20k.py'
 # Also train the Key and Value biases of every attention layer, the bias
 # groups the paper found best (24 layers x 2 x 1024 = 49k parameters).
-model = dict(backbone=dict(tune_biases='kv'))
+model = dict(backbone=dict(tune_params='kv'))

@@ -11,7 +11,7 @@
 # scene labels that are not distributed), so no number is tied to it. What
 # that code sets instead (layer 12 of 24, similarity scale 5, block-input
 # features): davpt-released_setr_ade20k.py; the differences are listed in
-# the README ("The paper vs the authors' released code").
+# docs/paper_vs_released.md.
 _base_ = ['./vpt_setr_ade20k.py', './_base_/davpt/seg_metric_guidance.py']
 model = dict(
     backbone=dict(

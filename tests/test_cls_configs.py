@@ -67,7 +67,7 @@ def test_every_config_builds_with_its_classes_and_task():
             assert cfg[f'{split}_dataloader'].dataset.task == task, name
         assert (cfg.model.get('metric_guidance') is not None) == \
             variant.startswith('davpt'), name
-        assert cfg.model.backbone.get('tune_biases', ()) == \
+        assert cfg.model.backbone.get('tune_params', ()) == \
             ('kv' if variant == 'davpt_plus' else ()), name
         # train / select on a held-out val split / test, and the report
         splits = ('train', 'val', 'test') if benchmark == 'fgvc' else \

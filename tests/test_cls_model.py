@@ -1,4 +1,4 @@
-"""The prompted ViT in mmpretrain and the DA-VPT classifier (issue 4)."""
+"""The prompted ViT in mmpretrain and the DA-VPT classifier."""
 import copy
 import re
 
@@ -211,14 +211,16 @@ def test_loss_terms_match_proxy_anchor_on_assigned_prompts_only():
     assert not torch.allclose(with_extra, expected_cls, atol=1e-3)
 
 
-def test_released_feature_on_the_real_backbone_taps():
-    """feature='released' end to end: L_p compares each image's mean
+def test_released_settings_on_the_real_backbone_taps():
+    """The released code's vectors (feature='raw',
+    token_source='block_input', cls_source='attention_query') end to end: L_p compares each image's mean
     block-input patch token, L_cls the attention's [CLS] query (bias
     included), both with the raw prompts, scaled by similarity_scale."""
     scaled = dict(type='ProxyAnchorLoss', similarity_scale=5.0)
     model, x, y = mapped_model(
         num_classes=3, num_guided_prompts=5,
-        guidance_cfg=dict(feature='released', pooling='image_mean',
+        guidance_cfg=dict(feature='raw', token_source='block_input',
+                          cls_source='attention_query', pooling='image_mean',
                           loss_prompt=dict(scaled, loss_weight=0.05),
                           loss_cls=dict(scaled, loss_weight=0.05)))
     model.train()

@@ -79,7 +79,8 @@ def test_released_config_values_equal_the_recipe(row):
         assert loss.similarity_scale == float(row['loss_vpt_scale_ratio'])
         assert loss.alpha == float(row['alpha'])
         assert loss.margin == float(row['margin'])
-    assert guidance.feature == 'released'
+    assert (guidance.feature, guidance.token_source, guidance.cls_source) \
+        == ('raw', 'block_input', 'attention_query')
     # mapping refresh: the released dynamic_kmeans start epoch, or none
     hook, = [h for h in cfg.custom_hooks
              if h.type == 'ClassPromptMappingHook']

@@ -44,7 +44,11 @@ def test_released_segmentation_settings_differ_only_where_documented():
     assert rb.num_guided_prompts == 10 and rb.num_prompts == 20
     assert rb.prompt_init == 'xavier_div8' and 'prompt_init' not in pb
     pg, rg = paper.model.metric_guidance, released.model.metric_guidance
-    assert (pg.feature, rg.feature) == ('query', 'released')
+    assert (pg.feature, rg.feature) == ('query', 'raw')
+    assert (pg.get('token_source', 'attention_output'),
+            rg.token_source) == ('attention_output', 'block_input')
+    assert (pg.get('cls_source', 'attention_output'),
+            rg.cls_source) == ('attention_output', 'attention_query')
     assert (pg.pooling, rg.pooling) == ('class_masked', 'image_mean')
     for key in ('loss_prompt', 'loss_cls'):
         assert rg[key].loss_weight == pg[key].loss_weight == 0.05

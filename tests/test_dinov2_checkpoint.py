@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmseg_davpt.models.backbones.dinov2_checkpoint import (dinov2_to_mmseg,
+from mmseg_davpt.models.backbones.vit_checkpoint.dinov2 import (dinov2_to_mmseg,
                                                             is_dinov2_layout)
 from mmseg_davpt.models.backbones.prompted_vit import PromptedVisionTransformer
 from mmseg_davpt.models.backbones.vit_checkpoint import (detect_layout,

@@ -11,17 +11,18 @@ TINY = dict(img_size=32, patch_size=8, embed_dims=64, num_layers=3,
             num_heads=4, patch_bias=True, final_norm=True)
 
 
-@pytest.mark.parametrize('tune_biases, expected_bias_names', [
+@pytest.mark.parametrize('tune_params, expected_bias_names', [
     ((), set()),
     ('kv', {'attn.attn.k_bias', 'attn.attn.v_bias'}),
-    (('q', 'proj', 'fc1', 'fc2', 'norm'), {
+    (('q_bias', 'proj_bias', 'fc1_bias', 'fc2_bias', 'norm1_bias',
+      'norm2_bias'), {
         'attn.attn.q_bias', 'attn.attn.out_proj.bias', 'ffn.layers.0.0.bias',
         'ffn.layers.1.bias', 'ln1.bias', 'ln2.bias'
     }),
 ])
-def test_trainable_set(tune_biases, expected_bias_names):
+def test_trainable_set(tune_params, expected_bias_names):
     model = PromptedVisionTransformer(**TINY, num_prompts=4,
-                                      tune_biases=tune_biases)
+                                      tune_params=tune_params)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     expected = {f'prompts.{i}' for i in range(3)} | {
         f'layers.{i}.{s}' for i in range(3) for s in expected_bias_names}
@@ -42,7 +43,7 @@ def test_optimizer_steps_keep_frozen_weights_bit_identical(optimizer):
     torch.manual_seed(0)
     model = PromptedVisionTransformer(**TINY, num_prompts=4,
                                       guided_layers=(-1, ),
-                                      num_guided_prompts=2, tune_biases='kv')
+                                      num_guided_prompts=2, tune_params='kv')
     model.init_weights()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     params_before = {n: p.detach().clone()

@@ -1,6 +1,7 @@
 """MetricGuidance (the shared base): the guided-layer loop against explicit
-computations on hand-made taps, the compared feature spaces, loss configs
-and renamed settings."""
+computations on hand-made taps, the compared vectors (``feature``,
+``token_source``, ``cls_source``, each alone and as the released code sets
+them) and loss configs."""
 import pytest
 import torch
 
@@ -23,9 +24,8 @@ def make_taps(layers, B=4, seed=0, query=True):
             context=torch.randn(B, T, D, generator=g),
             block_input=torch.randn(B, T, D, generator=g),
             prompts=torch.randn(N, D, generator=g),
-            project_query=lambda x, w=w_q: x @ w.T,
+            query_weight=w_q,
             num_prefix=1, num_prompt_tokens=N, grid=GRID, patch_size=8)
-        tap.w_q = w_q
         if query:
             tap.query = torch.randn(B, T, D, generator=g)
         taps[layer] = tap
@@ -56,7 +56,7 @@ def test_query_feature_layer_mean_against_explicit_computation():
     out = g.loss(taps, LABELS)
     exp_p = exp_cls = 0.
     for tap in taps.values():
-        w = tap.w_q
+        w = tap.query_weight
         proxies = tap.prompts[[0, 2]] @ w.T
         patches = tap.context[USE, 1 + N:] @ w.T  # (3, 4, D), all tokens
         exp_p += loop_reference(patches.flatten(0, 1),
@@ -71,11 +71,15 @@ def test_query_feature_layer_mean_against_explicit_computation():
     assert out['unassigned_prompts'].item() == 1.
 
 
-def test_released_feature_against_explicit_computation():
+RELEASED = dict(feature='raw', token_source='block_input',
+                cls_source='attention_query')
+
+
+def test_released_settings_against_explicit_computation():
     # L_p: per-image mean of the block-input patch tokens vs the raw prompts;
     # L_cls: the attention's [CLS] query (W_q LN(x) + b_q) vs the raw
     # prompts; both with the released recipes' similarity scale 5
-    g = guidance(feature='released', pooling='image_mean',
+    g = guidance(**RELEASED, pooling='image_mean',
                  loss_prompt=anchor(similarity_scale=5.),
                  loss_cls=anchor(similarity_scale=5.))
     taps = make_taps((1, ))
@@ -90,10 +94,64 @@ def test_released_feature_against_explicit_computation():
     assert out['loss_cls'].item() == pytest.approx(exp_cls, rel=1e-4)
 
 
-def test_released_feature_needs_the_query_tap():
-    g = guidance(feature='released')
+def test_attention_query_cls_source_needs_the_query_tap():
+    g = guidance(cls_source='attention_query')
     with pytest.raises(RuntimeError, match='carry no `query`'):
         g.loss(make_taps((1, ), query=False), LABELS)
+
+
+@pytest.mark.parametrize('settings, changed', [
+    # L_p samples: block-input patch tokens, through W_q like the proxies
+    (dict(token_source='block_input'), 'loss_prompt'),
+    # L_cls sample: the [CLS] query as computed, not projected again
+    (dict(cls_source='attention_query'), 'loss_cls'),
+])
+def test_each_vector_option_alone(settings, changed):
+    g = guidance(**settings, loss_prompt=anchor(), loss_cls=anchor())
+    taps = make_taps((1, ))
+    tap = taps[1]
+    w = tap.query_weight
+    out = g.loss(taps, LABELS)
+    tokens = tap.block_input if 'token_source' in settings else tap.context
+    cls = tap.query[USE, 0] if 'cls_source' in settings else \
+        tap.context[USE, 0] @ w.T
+    proxies = tap.prompts[[0, 2]] @ w.T
+    exp_p = loop_reference((tokens[USE, 1 + N:] @ w.T).flatten(0, 1),
+                           ROWS.repeat_interleave(4), proxies, 0.1, 32.)
+    exp_cls = loop_reference(cls, ROWS, proxies, 0.1, 32.)
+    assert out['loss_prompt'].item() == pytest.approx(exp_p, rel=1e-4)
+    assert out['loss_cls'].item() == pytest.approx(exp_cls, rel=1e-4)
+    # the option changes its own term only
+    default = guidance(loss_prompt=anchor(), loss_cls=anchor()).loss(
+        taps, LABELS)
+    for name in ('loss_prompt', 'loss_cls'):
+        same = out[name].item() == pytest.approx(default[name].item(),
+                                                 rel=1e-5)
+        assert same == (name != changed), name
+
+
+@pytest.mark.parametrize('key, value', [('feature', 'released'),
+                                        ('token_source', 'context'),
+                                        ('cls_source', 'query')])
+def test_unknown_vector_choices_are_rejected(key, value):
+    with pytest.raises(ValueError, match=f'{key} must be one of'):
+        guidance(**{key: value})
+
+
+def test_mapping_refresh_embeds_class_means_as_the_loss_does():
+    # the same ``embed`` decides the space of the k-means inputs
+    w = torch.randn(D, D, generator=torch.Generator().manual_seed(3))
+    feats = torch.randn(6, D, generator=torch.Generator().manual_seed(4))
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    means = torch.stack([feats[labels == c].mean(0) for c in range(3)])
+    for feature, expected in (('query', means @ w.T), ('raw', means)):
+        g = guidance(feature=feature)
+        g.mapping.accumulate(feats, labels)
+        calls = []
+        g.mapping.assign = lambda s, m: calls.append((s, m)) or {}
+        g.refresh_mapping(w)
+        assert torch.equal(calls[0][0], torch.arange(3))
+        assert torch.allclose(calls[0][1], expected, atol=1e-5)
 
 
 def test_raw_feature_compares_unprojected_vectors():
@@ -117,17 +175,6 @@ def test_table7_alternatives_plug_in_with_their_own_names(loss_type):
     assert all(torch.isfinite(out[k]) for k in ('loss_p_alt', 'loss_cls'))
 
 
-@pytest.mark.parametrize('old, new', [
-    ('prompt_loss_weight', 'prompt_loss_weight -> loss_prompt.loss_weight'),
-    ('cls_loss_weight', 'cls_loss_weight -> loss_cls.loss_weight'),
-    ('margin', 'margin -> loss_prompt.margin and loss_cls.margin'),
-    ('alpha', 'alpha -> loss_prompt.alpha and loss_cls.alpha'),
-])
-def test_renamed_settings_say_what_to_rename(old, new):
-    with pytest.raises(ValueError, match=new):
-        guidance(**{old: 0.1})
-
-
 def test_bad_loss_settings_fail_at_build_time_naming_key_and_value():
     with pytest.raises(ValueError, match='loss_weight must be >= 0, got '
                        'loss_weight=-1'):
@@ -137,5 +184,18 @@ def test_bad_loss_settings_fail_at_build_time_naming_key_and_value():
                  loss_cls=anchor(loss_name='loss_x'))
     with pytest.raises(ValueError, match='must be a loss config'):
         guidance(loss_prompt=0.05)
-    with pytest.raises(TypeError, match='unexpected metric guidance'):
+    with pytest.raises(TypeError, match='temperature'):
         guidance(temperature=2.)
+
+
+def test_autocast_leaves_the_compared_space_in_float32():
+    # bf16 projections or similarities would move the loss by ~1e-2
+    g = guidance(loss_prompt=anchor(), loss_cls=anchor())
+    taps = make_taps((1, ))
+    plain = g.loss(taps, LABELS)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        mixed = g.loss(taps, LABELS)
+    for name in ('loss_prompt', 'loss_cls'):
+        assert mixed[name].dtype == torch.float32
+        assert mixed[name].item() == pytest.approx(plain[name].item(),
+                                                   rel=1e-6)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from mmseg_davpt.peft import (base_fingerprint, is_peft_checkpoint,
-                              is_peft_file, load_peft, peft_state_dict,
+                              load_peft, peft_record, peft_state_dict,
                               save_peft)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -139,7 +139,7 @@ def test_peft_state_dict_holds_only_the_trained_part(ckpts):
 
 def test_davpt_plus_saves_packed_kv_bias(demo_data):
     _, vit = demo_data
-    model = build_demo_model(vit, **{'model.backbone.tune_biases': 'kv'})
+    model = build_demo_model(vit, **{'model.backbone.tune_params': 'kv'})
     base_q = model.backbone.layers[2].attn.attn.q_bias.clone()
     simulate_training(model)
     sd = peft_state_dict(model)
@@ -152,7 +152,7 @@ def test_davpt_plus_saves_packed_kv_bias(demo_data):
     assert torch.equal(packed[96:], torch.cat(
         [model.backbone.layers[2].attn.attn.k_bias,
          model.backbone.layers[2].attn.attn.v_bias]))
-    fresh = build_demo_model(vit, **{'model.backbone.tune_biases': 'kv'})
+    fresh = build_demo_model(vit, **{'model.backbone.tune_params': 'kv'})
     load_peft(fresh, dict(state_dict=sd, meta=dict(peft=dict(
         base_fingerprint=base_fingerprint(model), base_checkpoint=vit))))
     for key, value in model.state_dict().items():
@@ -187,11 +187,11 @@ def test_peft_file_is_small_and_records_its_base(ckpts, demo_data, tmp_path):
     assert record['base_fingerprint'] == base_fingerprint(model)
     assert record['num_tensors'] == len(ckpt['state_dict'])
     assert ckpt['meta']['dataset_meta']['classes'][1] == 'disc'
-    assert is_peft_checkpoint(ckpt) and is_peft_file(peft)
+    assert is_peft_checkpoint(ckpt) and peft_record(peft) == record
     assert not is_peft_checkpoint(torch.load(full, weights_only=False))
-    assert not is_peft_file(full)
+    assert peft_record(full) is None
     (tmp_path / 'empty.pth').write_bytes(b'')
-    assert not is_peft_file(str(tmp_path / 'empty.pth'))
+    assert peft_record(str(tmp_path / 'empty.pth')) is None
 
 
 def test_wrong_base_is_a_clear_error(ckpts, demo_data, other_base):

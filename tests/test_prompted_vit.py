@@ -52,7 +52,7 @@ def test_zero_prompts_equal_mmseg_vit(kwargs, size):
 
 def test_state_dict_keys_equal_mmseg_vit():
     ref, _ = make_pair()
-    ours = PromptedVisionTransformer(**TINY, num_prompts=4, tune_biases='kv')
+    ours = PromptedVisionTransformer(**TINY, num_prompts=4, tune_params='kv')
     ours_keys = set(ours.state_dict())
     prompt_keys = {k for k in ours_keys if k.startswith('prompts.')}
     assert prompt_keys == {'prompts.0', 'prompts.1', 'prompts.2'}
@@ -142,7 +142,7 @@ def test_taps_are_attention_context_and_query():
     assert (tap.block_input - inputs[2]).abs().max().item() <= 1e-5
     assert (tap.query - q).abs().max().item() <= 1e-5
     # the tap's query projection is W_q without bias (the paper's W_q x)
-    assert (tap.project_query(h) + b[:D] - q).abs().max().item() <= 1e-5
+    assert (h @ tap.query_weight.T + b[:D] - q).abs().max().item() <= 1e-5
     attn_mod = ours.layers[2].attn.attn
     assert torch.allclose(attn_mod.project_query(h), q, atol=1e-6)
     # Taps do not change the outputs; untapped forward keeps none.
@@ -152,7 +152,7 @@ def test_taps_are_attention_context_and_query():
 
 def test_gradient_checkpointing_gives_same_grads():
     torch.manual_seed(0)
-    kw = dict(**TINY, num_prompts=3, guided_layers=(-1, ), tune_biases='kv')
+    kw = dict(**TINY, num_prompts=3, guided_layers=(-1, ), tune_params='kv')
     plain = PromptedVisionTransformer(**kw)
     plain.init_weights()
     ckpt = PromptedVisionTransformer(**kw, with_cp=True)
@@ -173,7 +173,7 @@ def test_gradient_checkpointing_gives_same_grads():
 @pytest.mark.parametrize('bad, match', [
     (dict(guided_layers=(3, )), 'outside the 3 layers'),
     (dict(guided_layers=(-1, ), num_guided_prompts=0), 'at least one guided'),
-    (dict(tune_biases=('k', 'kk')), "Unknown bias group 'kk'"),
+    (dict(tune_params=('k_bias', 'kk')), "Unknown parameter group 'kk'"),
     (dict(prompt_depth='middle'), 'prompt_depth'),
     (dict(out_indices=(5, )), 'out_indices contains 5'),
     (dict(num_prompts=-1), 'num_prompts must be >= 0'),
@@ -203,7 +203,7 @@ def test_attention_weights_on_request_only_for_chosen_layers():
 
 
 def test_scalar_guided_layers_and_out_indices():
-    # README writes guided_layers=-1; a bare int used to raise
+    # README writes guided_layers=-1: a bare int is accepted
     # "TypeError: 'int' object is not iterable"
     model = PromptedVisionTransformer(**TINY, num_prompts=4, guided_layers=-1,
                                       num_guided_prompts=2, out_indices=1)
@@ -295,7 +295,7 @@ def last_tokens(ref, prompts, x, with_cls_token):
     prefix = t[:, :1] if with_cls_token else t[:, :0]
     patches = t[:, 1:]
     for i, layer in enumerate(ref.layers):
-        t = layer(torch.cat([prefix, prompts[i].expand(B, -1, -1), patches],
+        t = layer(torch.cat([prefix, prompts[str(i)].expand(B, -1, -1), patches],
                             1))
         prefix, patches = t[:, :prefix.shape[1]], t[:, -patches.shape[1]:]
     return ref.norm1(t)

@@ -50,7 +50,7 @@ def demo_classifier():
     biases tuned and EXTRA_TRAINABLE unfrozen."""
     cfg = Config.fromfile(DEMO)
     cfg.model.backbone.init_cfg = None
-    cfg.model.backbone.tune_biases = 'kv'
+    cfg.model.backbone.tune_params = 'kv'
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     params = dict(model.named_parameters())

@@ -272,6 +272,8 @@ def test_resumed_mapping_settings_are_recorded_and_compared(tmp_path):
                                 checkpoint)
     saved = checkpoint['meta'][SETTINGS_KEY]
     assert saved == dict(guided_layers=[2], mapping_layer=2, feature='query',
+                         token_source='attention_output',
+                         cls_source='attention_output',
                          pooling='class_masked', num_classes=5,
                          num_guided_prompts=3)
     # same tensor shapes, other guided layer: stops, naming both

@@ -94,7 +94,7 @@ def test_check_resume_checkpoint(tmp_path):
                        r'\(4, 64\), model \(6, 64\)'):
         check_resume_checkpoint(_tiny(num_prompts=6), path)
     # same keys and shapes, more trainable tensors (k and v biases)
-    kv = _tiny(tune_biases='kv')
+    kv = _tiny(tune_params='kv')
     with pytest.raises(CheckpointMismatchError,
                        match=f'covers {count} tensors, but this model trains '
                        f'{count + 6}'):

@@ -189,7 +189,7 @@ def test_model_refresh_clusters_query_projected_class_means():
     guidance = model.metric_guidance
     model.collect_class_features(inputs, samples)
     seen, raw = guidance.mapping.class_means()
-    projected = model.backbone.project_query(guidance.mapping_layer, raw)
+    projected = raw @ model.backbone.query_weight(guidance.mapping_layer).T
     # what the model passes on: same classes, means through W_q
     calls = []
     guidance.mapping.assign = lambda s, m: calls.append((s, m)) or {}

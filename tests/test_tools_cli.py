@@ -366,7 +366,7 @@ def test_resume_from_peft_file_is_a_clear_error(davpt_run, demo_data,
     ('model.backbone.num_prompts=8',
      r'different shapes .*backbone\.prompts\.\{0-2\}: checkpoint \(4, 96\), '
      r'model \(8, 96\)'),
-    ('model.backbone.tune_biases=kv',
+    ('model.backbone.tune_params=kv',
      r'optimizer state in .*iter_6\.pth covers \d+ tensors, but this model '
      r'trains \d+'),
 ])

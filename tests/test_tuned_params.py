@@ -34,11 +34,9 @@ def test_released_recipe_set():
     (dict(), PROMPTS),
     (dict(tune_params='kv'), PROMPTS | per_layer('attn.attn.k_bias',
                                                  'attn.attn.v_bias')),
-    # the same through the original argument and its group names
-    (dict(tune_biases='kv'), PROMPTS | per_layer('attn.attn.k_bias',
-                                                 'attn.attn.v_bias')),
-    (dict(tune_biases='norm'), PROMPTS | per_layer('ln1.bias', 'ln2.bias')),
-    (dict(tune_biases='q', tune_params='norm2'),
+    (dict(tune_params=('norm1_bias', 'norm2_bias')),
+     PROMPTS | per_layer('ln1.bias', 'ln2.bias')),
+    (dict(tune_params=('q_bias', 'norm2')),
      PROMPTS | per_layer('attn.attn.q_bias', 'ln2.weight', 'ln2.bias')),
     (dict(tune_params=('final_norm', 'fc1_bias')),
      PROMPTS | per_layer('ffn.layers.0.0.bias') | {'ln1.weight',
@@ -62,7 +60,7 @@ def test_unknown_name_lists_valid_ones():
     (dict(patch_bias=False, tune_params='patch_embed_bias'),
      'patch_embed_bias'),
     (dict(final_norm=False, tune_params='final_norm'), 'final_norm'),
-    (dict(qkv_bias=False, tune_biases='kv'), 'k_bias'),
+    (dict(qkv_bias=False, tune_params='kv'), 'k_bias'),
 ])
 def test_names_matching_nothing_are_errors(kwargs, missing):
     with pytest.raises(ValueError, match=f"'{missing}'.* select no "

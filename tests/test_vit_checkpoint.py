@@ -230,7 +230,7 @@ def test_unrecognised_checkpoint_is_a_clear_error(tmp_path):
         build(path).init_weights()
 
 
-# ------------------------------------------------ loading at run time (issue 13)
+# ------------------------------------------------ loading at run time
 def tiny_classifier(img_size):
     return dict(
         type='ImageClassifier',
@@ -244,7 +244,7 @@ def tiny_classifier(img_size):
 def test_load_from_full_checkpoint_at_another_resolution(tmp_path):
     """A runner's ``load_from`` of a classifier trained at 32 px into one
     built at 48 px: ``pos_embed`` is resized in the backbone's load hook
-    (mmengine used to report a size mismatch and leave it at init)."""
+    instead of a size mismatch that leaves it at init."""
     pytest.importorskip('mmpretrain')
     from mmengine.registry import DefaultScope
     from mmengine.runner.checkpoint import load_checkpoint
@@ -290,7 +290,7 @@ def mmpretrain_no_cls_vit(pre_norm=False):
 @pytest.mark.parametrize('pre_norm', [False, True])
 def test_mmpretrain_checkpoint_without_cls_token(tmp_path, pre_norm):
     """mmpretrain ``with_cls_token=False``: no ``cls_token``, ``pos_embed``
-    without the [CLS] slot (used to fail: 'not 1 + a square patch grid')."""
+    without the [CLS] slot, loads (a zero [CLS] slot is prepended)."""
     pytest.importorskip('mmpretrain')
     vit = mmpretrain_no_cls_vit(pre_norm)
     assert 'cls_token' not in vit.state_dict()

@@ -178,7 +178,7 @@ def test_pretrained_argument_semantics(tmp_path):
 
 
 @pytest.mark.parametrize('init_cfg, match', [
-    # a typo used to surface as KeyError: 'checkpoint' in init_weights
+    # a typo is named at build time, not as KeyError in init_weights
     (dict(type='Pretrained', checkpont='vit.pth'),
      r"unknown key\(s\) \['checkpont'\]; expected keys: 'checkpoint' "
      r"\(required\), 'prefix', 'map_location'"),

@@ -6,7 +6,7 @@ Builds the model through the config's registry (MMSegmentation's or
 mmpretrain's) exactly as training would,
 but never calls ``init_weights``, so no pretrained checkpoint is needed.
 The backbone is split into its prompts, the pretrained weights that train
-(the ``tune_biases`` groups, or all of them with ``freeze_pretrained=False``)
+(the ``tune_params`` groups, or all of them with ``freeze_pretrained=False``)
 and the frozen rest; every head gets its own row. Compare with the paper's
 Table 2 (13.6M VPT / DA-VPT, 13.7M DA-VPT+, 317.3M full fine-tuning); for the
 ViT-B classification configs the ``backbone (all)`` trainable count is the

@@ -3,4 +3,4 @@
 _base_ = './davpt_upernet_dinov2-l14_ade20k.py'
 # Also train the Key and Value biases of every attention layer
 # (24 layers x 2 x 1024 = 49k parameters), as the ViT-L/16 DA-VPT+ configs.
-model = dict(backbone=dict(tune_biases='kv'))
+model = dict(backbone=dict(tune_params='kv'))

@@ -11,7 +11,8 @@ from ..peft import (PEFT_META_KEY, check_base_init_cfg, is_peft_checkpoint,
                     load_peft)
 from ..utils.checkpoint_file import read_checkpoint
 from ..utils.model import build_model, unwrap_model
-from ..utils.state_dict import StateDictMismatch, compare_state_dicts
+from ..utils.state_dict import (StateDictMismatch, compare_state_dicts,
+                                strip_module_prefix)
 
 
 class CheckpointMismatchError(ValueError):
@@ -28,11 +29,7 @@ def _read(checkpoint: Union[str, dict],
 def model_state_of(checkpoint: dict) -> dict:
     """The state dict inside a checkpoint dict (``state_dict``, or the dict
     itself for a bare state dict), without DDP's ``module.`` prefixes."""
-    state = checkpoint.get('state_dict', checkpoint)
-    if not any(k.startswith('module.') for k in state):
-        return state
-    return {k[len('module.'):] if k.startswith('module.') else k: v
-            for k, v in state.items()}
+    return strip_module_prefix(checkpoint.get('state_dict', checkpoint))
 
 
 def mismatch_message(source: str, mismatch: StateDictMismatch,
@@ -47,7 +44,7 @@ def mismatch_message(source: str, mismatch: StateDictMismatch,
                 'checkpoint.')
     else:
         hint = ('Use the config and --cfg-options it was trained with '
-                '(num_prompts, num_classes, tune_biases... must match).')
+                '(num_prompts, num_classes, tune_params... must match).')
     return (f'{source} does not match {what}:\n{mismatch.describe()}\n'
             + hint)
 

@@ -75,7 +75,7 @@ def check_resume_checkpoint(model: nn.Module, path: str) -> dict:
     if saved >= 0 and saved != trainable:
         raise CheckpointMismatchError(
             f'--resume: the optimizer state in {path} covers {saved} '
-            f'tensors, but this model trains {trainable} (tune_biases, '
+            f'tensors, but this model trains {trainable} (tune_params, '
             'freeze_pretrained or the heads changed since it was saved?). '
             'Resume with the settings of the run.')
     return ckpt

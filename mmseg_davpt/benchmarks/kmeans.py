@@ -1,5 +1,5 @@
 """``kmeans``: time of the class -> prompt mapping refresh
-(``ClassPromptMapping.refresh``, sklearn k-means) and its share of the
+(``ClassPromptMapping.assign`` of the class means, sklearn k-means) and its share of the
 training iterations between two refreshes.
 
 Cases (classes x feature dims -> guided prompts):
@@ -51,13 +51,13 @@ def refresh_case(classes, dims, prompts, warm: bool):
     mapping, feats, labels = make_mapping(classes, dims, prompts)
     if warm:
         mapping.accumulate(feats, labels)
-        mapping.refresh()
+        mapping.assign(*mapping.class_means())
     first_state = {k: v.clone() for k, v in mapping.state_dict().items()}
 
     def fn():
         mapping.load_state_dict(first_state)
         mapping.accumulate(feats, labels)
-        mapping.refresh()
+        mapping.assign(*mapping.class_means())
 
     return fn
 

@@ -1,7 +1,7 @@
 """One live training run per work dir.
 
 Two runs started in the same work dir overwrite each other's checkpoints
-and ``last_checkpoint``, interleave ``davpt_mapping_history.json``, and both
+and ``last_checkpoint``, interleave ``davpt_mapping_history.jsonl``, and both
 exit 0. ``tools/train.py`` therefore holds an exclusive ``fcntl.flock`` on
 ``work_dir/.davpt_train.lock`` for the run's lifetime. The kernel releases
 it when the process ends, however it ends (SIGKILL, OOM), so a crashed run

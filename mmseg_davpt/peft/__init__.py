@@ -27,12 +27,12 @@ files alike.
 """
 from .fingerprint import base_fingerprint
 from .save_load import (PEFT_META_KEY, check_base_init_cfg,
-                        is_peft_checkpoint, is_peft_file, load_peft,
+                        is_peft_checkpoint, load_peft,
                         peft_record, save_peft)
 from .state import PACKED_KEYS, peft_state_dict
 
 __all__ = [
     'PACKED_KEYS', 'PEFT_META_KEY', 'base_fingerprint', 'check_base_init_cfg',
-    'is_peft_checkpoint', 'is_peft_file', 'load_peft', 'peft_record',
+    'is_peft_checkpoint', 'load_peft', 'peft_record',
     'peft_state_dict', 'save_peft'
 ]

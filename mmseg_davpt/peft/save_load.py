@@ -39,11 +39,6 @@ def peft_record(path: str) -> Optional[dict]:
     return ckpt['meta'][PEFT_META_KEY] if is_peft_checkpoint(ckpt) else None
 
 
-def is_peft_file(path: str) -> bool:
-    """Whether the checkpoint file at ``path`` is a PEFT checkpoint."""
-    return peft_record(path) is not None
-
-
 def check_base_init_cfg(init_cfg: Optional[dict], source: str,
                         record: Optional[dict] = None) -> None:
     """Raise unless a backbone ``init_cfg`` will load a base ViT for the

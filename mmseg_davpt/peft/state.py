@@ -52,7 +52,7 @@ def peft_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
     heads), plus all buffers outside the backbone (BN running statistics of
     the heads, ``metric_guidance.mapping.*``). A packed q/k/v bias
     ``backbone.layers.N.attn.attn.in_proj_bias`` ``(3D,)`` is saved whole as
-    soon as one of its parts trains (DA-VPT+ ``tune_biases='kv'``); its frozen
+    soon as one of its parts trains (DA-VPT+ ``tune_params='kv'``); its frozen
     q part equals the base's, so loading it back changes nothing there.
 
     Returns:

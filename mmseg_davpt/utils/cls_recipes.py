@@ -11,10 +11,7 @@ import csv
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
-# in a source checkout (the generator's home), next to the configs
-RECIPES_CSV = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
-    'cls', 'recipes.csv')
+from .shipped_configs import configs_root
 
 # recipes.csv names -> this project's names
 PRETRAIN = {'vitb': 'in21k', 'mae': 'mae', 'moco': 'mocov3'}
@@ -40,11 +37,14 @@ PAPER_DEFAULTS = dict(
     scale=1.0, refresh_begin=0, refresh=True, drop_path=0.0,
     samples_per_class=None, fp16=False, tune_params=(),
     prompt_init='vpt', prompt_norm=None, prompt_attn_mask=False,
-    out_type='cls_token', eval_after=0, feature='query')
+    out_type='cls_token', eval_after=0)
 
 
-def read_recipes(path: str = RECIPES_CSV) -> List[Dict[str, str]]:
-    """Rows of ``recipes.csv`` as dicts of strings."""
+def read_recipes(path: Optional[str] = None) -> List[Dict[str, str]]:
+    """Rows of ``recipes.csv`` (default: ``configs/cls/recipes.csv`` of the
+    checkout or of the installed package) as dicts of strings."""
+    if path is None:
+        path = osp.join(configs_root(), 'cls', 'recipes.csv')
     with open(path, newline='') as f:
         return list(csv.DictReader(f))
 
@@ -101,7 +101,7 @@ def settings(row: Dict[str, str]) -> dict:
         prompt_attn_mask=row['mask'] == 'true',
         out_type='mean_tokens' if row['classifier_feature'].startswith(
             'mean') else 'cls_token',
-        eval_after=int(row['eval_after']), feature='released',
+        eval_after=int(row['eval_after']),
         train_split=row['train_split'], model_name=row['model_name'])
 
 

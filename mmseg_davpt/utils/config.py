@@ -6,20 +6,21 @@ from typing import Optional, Union
 
 from mmengine.config import Config
 
+from .shipped_configs import find_config
+
 
 def load_config(config: Union[str, Path, Config],
                 cfg_options: Optional[dict] = None) -> Config:
     """A config file (or a copy of a ``Config``) with ``--cfg-options``
-    merged in.
+    merged in. A ``configs/...`` path that does not exist from the current
+    directory is looked up in the shipped configs (``find_config``).
 
     Raises:
         FileNotFoundError: no file at ``config``.
         TypeError: ``config`` is neither a path nor a ``Config``.
     """
     if isinstance(config, (str, Path)):
-        if not osp.isfile(str(config)):
-            raise FileNotFoundError(f'no config at {config}')
-        config = Config.fromfile(str(config))
+        config = Config.fromfile(find_config(config))
     elif isinstance(config, Config):
         config = copy.deepcopy(config)  # leave the caller's config as is
     else:

@@ -9,8 +9,8 @@ check runs at import time instead.
 
 INSTALL_HINT = ('Install the tested stack with '
                 '`pip install -r requirements/mminstall.txt` '
-                '(OneDL packages, no compiled ops needed), or see the README '
-                'section "Troubleshooting the install".')
+                '(OneDL packages, no compiled ops needed), or see '
+                '"Troubleshooting the install" in docs/reference.md.')
 
 
 def check_openmmlab_stack() -> None:

@@ -134,3 +134,12 @@ def compare_state_dicts(checkpoint: Mapping[str, torch.Tensor],
             mismatch.shapes[key] = (tuple(value.shape),
                                     tuple(model[key].shape))
     return mismatch
+
+
+def strip_module_prefix(state: Mapping[str, torch.Tensor]) -> Mapping:
+    """``state`` without DDP's ``module.`` key prefixes (``state`` itself
+    when no key has one)."""
+    if not any(k.startswith('module.') for k in state):
+        return state
+    return {k[len('module.'):] if k.startswith('module.') else k: v
+            for k, v in state.items()}

@@ -70,10 +70,14 @@ class FusedSelfAttention(nn.Module):
             return None
         return torch.cat([self.q_bias, self.k_bias, self.v_bias])
 
+    @property
+    def query_weight(self) -> torch.Tensor:
+        """``W_q`` ``(D, D)``: the query rows of ``in_proj_weight``."""
+        return self.in_proj_weight[:self.embed_dims]
+
     def project_query(self, x: torch.Tensor, bias: bool = True) -> torch.Tensor:
         """Apply the query projection ``W_q x (+ b_q)`` to ``(..., D)``."""
-        return F.linear(x, self.in_proj_weight[:self.embed_dims],
-                        self.q_bias if bias else None)
+        return F.linear(x, self.query_weight, self.q_bias if bias else None)
 
     def forward(self,
                 x: torch.Tensor,

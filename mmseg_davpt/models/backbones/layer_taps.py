@@ -6,7 +6,7 @@ only these (never the backbone), so data flows one way:
 backbone -> taps -> guidance -> loss.
 """
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -23,8 +23,8 @@ class LayerTaps:
             norm), prompts of this layer already inserted.
         prompts: ``(N, D)`` the learnable prompts inserted before this layer
             (the proxies of a guided layer); ``(0, D)`` when it has none.
-        project_query: ``(..., D) -> (..., D)``: this layer's query weight
-            ``W_q`` without bias (the paper's ``W_q p``, ``W_q x``).
+        query_weight: ``(D, D)`` this layer's query weight ``W_q`` (the
+            paper's ``W_q p``, ``W_q x`` use it without the bias).
         num_prefix: leading non-prompt tokens: [CLS] (1, or 0 without) plus
             any register tokens (DINOv2); [CLS] is always index 0.
         num_prompt_tokens: prompt tokens after the prefix.
@@ -40,7 +40,7 @@ class LayerTaps:
     context: torch.Tensor
     block_input: torch.Tensor
     prompts: torch.Tensor
-    project_query: Callable[[torch.Tensor], torch.Tensor]
+    query_weight: torch.Tensor
     num_prefix: int
     num_prompt_tokens: int
     grid: Tuple[int, int]

@@ -9,7 +9,6 @@ Sec. 3.1, ``docs/method.md`` section 1; ``VisualPrompts``), freezes the
 pretrained weights except chosen groups (DA-VPT+, paper Sec. 3.5), and
 exposes per-layer attention taps for the DA-VPT metric loss.
 """
-from functools import partial
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
@@ -81,8 +80,6 @@ class PromptedVisionTransformer(BaseModule):
             (DA-VPT+), ``'qkv'``, ``'none'``. The released code's recipes
             tune ``('k_bias', 'v_bias', 'proj_bias', 'patch_embed_bias',
             'fc2_bias', 'norm2_bias', 'norm1', 'cls_token')``.
-        tune_biases (str | Sequence[str]): the same names, plus the original
-            groups ``q k v proj fc1 fc2 norm``.
         freeze_pretrained (bool): ``False`` trains everything.
 
     DINOv2 arguments (off by default, and then nothing is built):
@@ -146,7 +143,6 @@ class PromptedVisionTransformer(BaseModule):
                  prompt_norm: Optional[str] = None,
                  prompt_attn_mask: bool = False,
                  tune_params: Union[str, Sequence[str]] = (),
-                 tune_biases: Union[str, Sequence[str]] = (),
                  freeze_pretrained: bool = True,
                  out_type: str = 'featmap',
                  layer_scale_init_value: float = 0.,
@@ -245,9 +241,7 @@ class PromptedVisionTransformer(BaseModule):
             num_guided_prompts=num_guided_prompts, dropout=prompt_dropout,
             init=prompt_init, norm=prompt_norm, query_mask=prompt_attn_mask,
             patch_size=patch_size)
-        self.tuned_params = tuple(sorted(
-            set(resolve_tuned_params(tune_biases, 'tune_biases')) |
-            set(resolve_tuned_params(tune_params, 'tune_params'))))
+        self.tuned_params = resolve_tuned_params(tune_params)
         set_trainable(self, self.tuned_params, freeze_pretrained)
 
     # ------------------------------------------------------------- layout
@@ -324,10 +318,10 @@ class PromptedVisionTransformer(BaseModule):
         return self.prompts.layer_prompts(
             self._layer_indices(layer, 'layer')[0])
 
-    def project_query(self, layer: int, x: torch.Tensor) -> torch.Tensor:
-        """``W_q x`` of ``layer``'s attention, without the query bias (the
-        paper's ``W_q p`` / ``W_q x``), for ``x`` ``(..., D)``."""
-        return self.layers[layer].attn.attn.project_query(x, bias=False)
+    def query_weight(self, layer: int) -> torch.Tensor:
+        """``W_q`` ``(D, D)`` of ``layer``'s attention (the paper's ``W_q p``
+        / ``W_q x`` apply it without the query bias)."""
+        return self.layers[layer].attn.attn.query_weight
 
     def _embed(self, inputs: torch.Tensor):
         """Images -> ``([prefix, patches] (B, T, D), patch grid (h, w))``;
@@ -397,7 +391,7 @@ class PromptedVisionTransformer(BaseModule):
                 taps[i] = LayerTaps(
                     context=tap[0], block_input=block_input,
                     prompts=self.prompts.layer_prompts(i),
-                    project_query=partial(self.project_query, i),
+                    query_weight=self.query_weight(i),
                     num_prefix=self.num_prefix,
                     num_prompt_tokens=num_prompt_tokens,
                     grid=tuple(hw_shape), patch_size=self.patch_size,

@@ -1,6 +1,6 @@
 """Which pretrained ViT parameters train next to the prompts, by name.
 
-Names for ``tune_params`` / ``tune_biases`` of ``PromptedVisionTransformer``
+Names for ``tune_params`` of ``PromptedVisionTransformer``
 and the parameters each selects. Per-layer entries match
 ``layers.<N>.<suffix>`` in every layer; model-level entries match one name.
 """
@@ -30,29 +30,21 @@ MODEL_PARAMS: Dict[str, Tuple[str, ...]] = {
     'final_norm_bias': ('ln1.bias', ),
 }
 # Shortcuts. 'kv' is DA-VPT+'s efficient bias tuning (paper Sec. 3.5 and
-# App. C); the one-letter names are the original ``tune_biases`` groups.
+# App. C).
 ALIASES: Dict[str, Tuple[str, ...]] = {
     'kv': ('k_bias', 'v_bias'),
     'qkv': ('q_bias', 'k_bias', 'v_bias'),
     'none': (),
-    'q': ('q_bias', ),
-    'k': ('k_bias', ),
-    'v': ('v_bias', ),
-    'proj': ('proj_bias', ),
-    'fc1': ('fc1_bias', ),
-    'fc2': ('fc2_bias', ),
-    'norm': ('norm1_bias', 'norm2_bias'),
 }
 
 
-def resolve_tuned_params(names: Union[str, Sequence[str], None],
-                         arg: str = 'tune_params') -> Tuple[str, ...]:
+def resolve_tuned_params(names: Union[str, Sequence[str], None]
+                         ) -> Tuple[str, ...]:
     """``'kv'`` / ``('k_bias', 'norm1', 'cls_token')`` -> sorted tuple of
     names from ``LAYER_PARAMS`` and ``MODEL_PARAMS``.
 
     Raises:
-        ValueError: an unknown name, listing the valid ones (``arg`` names
-            the argument in the message).
+        ValueError: an unknown name, listing the valid ones.
     """
     if names is None:
         return ()
@@ -64,9 +56,8 @@ def resolve_tuned_params(names: Union[str, Sequence[str], None],
         elif name in LAYER_PARAMS or name in MODEL_PARAMS:
             out.add(name)
         else:
-            kind = 'bias group' if arg == 'tune_biases' else 'parameter group'
             raise ValueError(
-                f'Unknown {kind} {name!r} in {arg}; choose from '
+                f'Unknown parameter group {name!r} in tune_params; choose from '
                 f'{sorted(LAYER_PARAMS) + sorted(MODEL_PARAMS)} or the '
                 f'shortcuts {sorted(ALIASES)}.')
     return tuple(sorted(out))
@@ -105,5 +96,5 @@ def set_trainable(backbone: nn.Module, tuned: Sequence[str],
     unused = sorted(set(tuned) - used)
     if unused:
         raise ValueError(
-            f'tune_params / tune_biases entries {unused} select no parameter '
+            f'tune_params entries {unused} select no parameter '
             'of this backbone (check qkv_bias, patch_bias and final_norm)')

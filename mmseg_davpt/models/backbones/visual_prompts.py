@@ -4,12 +4,13 @@
 The backbone's ``prompts`` attribute is a ``VisualPrompts``; it holds every
 learnable prompt, initialises them, applies prompt dropout (and the optional
 L2 normalisation), inserts them into the token sequence and builds the
-optional prompt-query attention mask. Each layer's prompts are a parameter
-named by the layer index, so checkpoints say which layer a prompt belongs to
-(``backbone.prompts.23``) and layers without prompts hold no entry.
+optional prompt-query attention mask. It is an ``nn.ParameterDict`` keyed
+by the layer index (``'23'``), so checkpoints say which layer a prompt
+belongs to (``backbone.prompts.23``) and layers without prompts hold no
+entry.
 """
 import math
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -19,8 +20,9 @@ PROMPT_INITS = ('vpt', 'xavier', 'xavier_div8')
 PROMPT_NORMS = (None, 'l2')
 
 
-class VisualPrompts(nn.Module):
-    """Learnable prompt tokens for each layer of a ViT.
+class VisualPrompts(nn.ParameterDict):
+    """Learnable prompt tokens for each layer of a ViT: ``prompts['3']`` is
+    layer 3's ``(N_3, D)`` parameter.
 
     A layer's sequence is ``[prefix, P_l, patches]`` (``prefix``: [CLS] when
     the ViT has one); ``P_l`` ``(N_l, D)`` replaces the previous layer's
@@ -105,41 +107,16 @@ class VisualPrompts(nn.Module):
             for i in range(num_layers))
         for i, n in enumerate(self.counts):
             if n > 0:
-                self.register_parameter(
-                    str(i), nn.Parameter(torch.zeros(n, embed_dims)))
+                self[str(i)] = nn.Parameter(torch.zeros(n, embed_dims))
         self.dropout = nn.Dropout(dropout)
         # (0, D), follows the module's device and dtype; not saved
         self.register_buffer('_none', torch.zeros(0, embed_dims),
                              persistent=False)
         self.reset_parameters()
 
-    # --------------------------------------------------- dict-like access
     def layers_with_prompts(self) -> List[int]:
         """Indices of the layers that hold prompts."""
         return [i for i, n in enumerate(self.counts) if n > 0]
-
-    def _key(self, layer: Union[int, str]) -> str:
-        key = str(int(layer))
-        if key not in self._parameters:
-            raise KeyError(f'layer {layer} has no prompts; layers with '
-                           f'prompts: {self.layers_with_prompts()}')
-        return key
-
-    def __getitem__(self, layer: Union[int, str]) -> nn.Parameter:
-        """The stored prompts of ``layer`` ``(N_l, D)`` (int or ``'3'``)."""
-        return self._parameters[self._key(layer)]
-
-    def __contains__(self, layer) -> bool:
-        return str(layer) in self._parameters
-
-    def keys(self) -> List[str]:
-        return list(self._parameters)
-
-    def values(self) -> List[nn.Parameter]:
-        return list(self._parameters.values())
-
-    def items(self) -> Iterator[Tuple[str, nn.Parameter]]:
-        return iter(self._parameters.items())
 
     # -------------------------------------------------------------- init
     def reset_parameters(self) -> None:
@@ -164,15 +141,15 @@ class VisualPrompts(nn.Module):
                             self.embed_dims)) / divide
             with torch.no_grad():
                 for layer, value in zip(group, drawn):
-                    self[layer].copy_(value)
+                    self[str(layer)].copy_(value)
 
     # ----------------------------------------------------------- forward
     def layer_prompts(self, layer: int) -> torch.Tensor:
         """The prompts ``layer`` uses ``(N_l, D)`` (L2-normalised with
         ``norm='l2'``); ``(0, D)`` for a layer without prompts."""
-        if str(layer) not in self._parameters:
+        if str(layer) not in self:
             return self._none
-        prompts = self[layer]
+        prompts = self[str(layer)]
         if self.norm == 'l2':
             prompts = F.normalize(prompts, p=2, dim=-1, eps=1e-6)
         return prompts

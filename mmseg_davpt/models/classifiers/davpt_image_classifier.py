@@ -5,11 +5,16 @@ import torch
 from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 
-from ..davpt_mixin import DAVPTMixin
+from ..class_mapping_api import ClassMappingMixin
+from ..davpt_step import DAVPTStepMixin
+from ..guidance.build import build_metric_guidance
+from ..utils import FiniteLossMixin, SummaryInitLogMixin
 
 
 @MODELS.register_module()
-class DAVPTImageClassifier(DAVPTMixin, ImageClassifier):
+class DAVPTImageClassifier(DAVPTStepMixin, ClassMappingMixin,
+                           FiniteLossMixin, SummaryInitLogMixin,
+                           ImageClassifier):
     """``ImageClassifier`` whose training loss adds DA-VPT's ``L_p`` and
     ``L_cls`` (logged as ``davpt.loss_prompt`` / ``davpt.loss_cls``).
 
@@ -32,9 +37,10 @@ class DAVPTImageClassifier(DAVPTMixin, ImageClassifier):
     def __init__(self, *args, metric_guidance: Optional[dict] = None,
                  check_finite_loss: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self._build_metric_guidance(MODELS, metric_guidance,
-                                    check_finite_loss,
-                                    num_classes=self.head.num_classes)
+        self.check_finite_loss = check_finite_loss
+        self.metric_guidance = build_metric_guidance(
+            MODELS, metric_guidance, self.backbone,
+            num_classes=self.head.num_classes)
         if self.metric_guidance is None:
             return
         if not self.backbone.with_cls_token:
@@ -47,37 +53,17 @@ class DAVPTImageClassifier(DAVPTMixin, ImageClassifier):
                              'remove train_cfg.augments (Mixup / CutMix) or '
                              'set metric_guidance=None')
 
-    @staticmethod
-    def _labels(data_samples: List) -> torch.Tensor:
+    def guidance_targets(self, inputs: torch.Tensor,
+                         data_samples: List) -> torch.Tensor:
+        """Image labels ``(B,)`` on the inputs' device, checked once per
+        step (``ClsMetricGuidance.check_labels``)."""
         if not all('gt_label' in s for s in data_samples):
             raise ValueError('DA-VPT classification needs gt_label in every '
                              'data sample')
-        return torch.cat([s.gt_label.flatten()[:1] for s in data_samples])
+        labels = torch.cat([s.gt_label.flatten()[:1] for s in data_samples])
+        return self.metric_guidance.check_labels(labels.to(inputs.device))
 
-    def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict:
-        """Head loss plus the DA-VPT terms; the batch's class features are
-        added to the mapping statistics."""
-        if self.metric_guidance is None:
-            return super().loss(inputs, data_samples)
-        # checked first: a bad id otherwise surfaces as an indexing error
-        # deep inside the head's cross-entropy
-        labels = self.metric_guidance.check_labels(
-            self._labels(data_samples).to(inputs.device))
-        outs, taps = self.backbone.forward_with_taps(inputs)
+    def task_losses(self, outs: tuple, data_samples: List) -> Dict:
+        """The classification head's loss."""
         feats = self.neck(outs) if self.with_neck else outs
-        losses = self.head.loss(feats, data_samples)
-        guidance = self.metric_guidance.loss(taps, labels)
-        self.metric_guidance.accumulate(taps, labels)
-        losses.update({f'davpt.{k}': v for k, v in guidance.items()})
-        return losses
-
-    @torch.no_grad()
-    def collect_class_features(self, inputs: torch.Tensor,
-                               data_samples: List) -> None:
-        """Accumulate per-class [CLS] features of a batch (no gradient, no
-        head) for the next mapping refresh."""
-        layer = self.metric_guidance.mapping_layer
-        _, taps = self.backbone.forward_with_taps(inputs, tap_layers=(layer, ))
-        self.metric_guidance.accumulate(
-            taps, self.metric_guidance.check_labels(
-                self._labels(data_samples).to(inputs.device)))
+        return self.head.loss(feats, data_samples)

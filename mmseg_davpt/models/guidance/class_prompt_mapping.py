@@ -183,8 +183,8 @@ class ClassPromptMapping(nn.Module):
     def assign(self, seen: torch.Tensor,
                embedded_means: torch.Tensor) -> Dict[str, int]:
         """Re-cluster the ``seen`` classes ``(K,)`` from their means ``(K,
-        D)`` in the space the loss compares (``class_means``, embedded by the
-        caller); see ``assign_seen_classes`` for the rules.
+        D)`` in the space the loss compares (``class_means`` embedded by
+        ``MetricGuidance.refresh_mapping``); see ``assign_seen_classes`` for the rules.
 
         Clustering runs once (rank 0) and is broadcast; ranks are then
         checked to agree. Resets the statistics.
@@ -214,10 +214,6 @@ class ClassPromptMapping(nn.Module):
             seen_classes=len(seen),
             assigned_classes=int((self.class_to_prompt != NO_PROMPT).sum()),
             unassigned_prompts=self.num_unassigned_prompts())
-
-    def refresh(self) -> Dict[str, int]:
-        """``assign`` on the raw class means (no embedding)."""
-        return self.assign(*self.class_means())
 
     def check_agreement(self) -> None:
         """``RuntimeError`` unless every rank holds the same mapping (a

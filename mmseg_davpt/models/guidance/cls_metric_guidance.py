@@ -33,7 +33,8 @@ class ClsMetricGuidance(MetricGuidance):
             image: the mean of its patch tokens, as the released code does).
         **kwargs: ``MetricGuidance`` arguments (``embed_dims``,
             ``guided_layers``, ``num_guided_prompts``, ``loss_prompt``,
-            ``loss_cls``, ``feature``, ``kmeans_seed``,
+            ``loss_cls``, ``feature``, ``token_source``, ``cls_source``,
+            ``kmeans_seed``,
             ``gather_across_ranks``).
     """
 
@@ -56,17 +57,17 @@ class ClsMetricGuidance(MetricGuidance):
 
     def image_targets(self, taps: Dict[int, LayerTaps],
                       labels: torch.Tensor) -> Tuple[torch.Tensor, None]:
-        """The image labels ``(B,)`` (checked); every patch token is a
-        sample."""
-        return self.check_labels(labels), None
+        """The image labels ``(B,)`` (as returned by ``check_labels``);
+        every patch token is a sample."""
+        return labels, None
 
     @torch.no_grad()
     def accumulate(self, taps: Dict[int, LayerTaps],
                    labels: torch.Tensor) -> None:
         """Add the [CLS] vectors of ``mapping_layer`` (``token_features``,
-        unprojected) to the per-class sums of ``labels`` ``(B,)``. ``W_q``
-        is linear, so the model applies it to the class means at refresh
-        time."""
+        unprojected) to the per-class sums of ``labels`` ``(B,)`` (as
+        returned by ``check_labels``). ``W_q`` is linear, so
+        ``refresh_mapping`` applies it to the class means."""
         tap = taps[self.mapping_layer]
         self.mapping.accumulate(tap.cls_token(self.token_features(tap)),
-                                self.check_labels(labels))
+                                labels)

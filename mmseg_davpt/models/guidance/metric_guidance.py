@@ -19,17 +19,13 @@ from ..backbones.layer_taps import LayerTaps
 from .class_prompt_mapping import ClassPromptMapping
 from .sentinels import NO_PROMPT
 
-#: Compared vector spaces: the paper's (both sides ``W_q``-projected),
-#: unprojected, and the authors' released code's choice.
-FEATURES = ('query', 'raw', 'released')
-
-#: Renamed settings -> where they live now (loss modules, issue 11).
-RENAMED_KEYS = {
-    'prompt_loss_weight': 'loss_prompt.loss_weight',
-    'cls_loss_weight': 'loss_cls.loss_weight',
-    'margin': 'loss_prompt.margin and loss_cls.margin',
-    'alpha': 'loss_prompt.alpha and loss_cls.alpha',
-}
+#: Compared vector spaces: both sides through ``W_q`` (the paper's), or
+#: unprojected.
+FEATURES = ('query', 'raw')
+#: Tokens whose patch positions are the ``L_p`` samples.
+TOKEN_SOURCES = ('attention_output', 'block_input')
+#: The [CLS] vector of ``L_cls``.
+CLS_SOURCES = ('attention_output', 'attention_query')
 
 
 def default_loss(name: str) -> dict:
@@ -41,26 +37,33 @@ def default_loss(name: str) -> dict:
 class MetricGuidance(nn.Module):
     """Base of ``SegMetricGuidance`` and ``ClsMetricGuidance``.
 
-    The base runs the loop over guided layers (autocast off, proxies once
+    The base runs the loop over guided layers (proxies once
     per layer, the assigned-prompt mask once per batch, cross-rank gather,
     mean over layers, logged ``img_frac`` / ``unassigned_prompts``).
     Subclasses supply ``image_targets`` (one class per image and which
     patch tokens are its samples) and ``accumulate`` (class statistics for
     the mapping, called by the model, never by ``loss``).
 
-    Vectors compared, by ``feature``:
+    Vectors compared, each chosen by its own option:
 
-    * ``'query'`` (default, the paper's better choice, Sec. 3.2): the
-      attention output before the output projection at the token positions
-      (a saliency aggregate, Sec. 3.3) and the prompts, both through the
-      layer's ``W_q`` without bias;
-    * ``'raw'``: the same two, unprojected;
-    * ``'released'``: the authors' released code: for ``L_p`` the layer's
-      input (block input, before its first norm) patch tokens vs the raw
-      prompts; for ``L_cls`` the [CLS] query the attention computed,
-      ``W_q LN(x_cls) + b_q``, vs the raw prompts. The released code also
-      averages the patch tokens per image: pair it with
-      ``pooling='image_mean'``. Reads ``LayerTaps.query``.
+    * ``feature``: the space. ``'query'`` (default, the paper's better
+      choice, Sec. 3.2): tokens, [CLS] and prompts through the layer's
+      ``W_q`` without bias; ``'raw'``: unprojected (the prompts are then
+      the raw proxies, as in the authors' released code).
+    * ``token_source``: which tokens' patch positions are the ``L_p``
+      samples (and the class statistics of the mapping).
+      ``'attention_output'`` (default): the attention output before the
+      output projection (a saliency aggregate, Sec. 3.3); ``'block_input'``:
+      the layer's input tokens, before its first norm (released code).
+    * ``cls_source``: the [CLS] vector of ``L_cls``. ``'attention_output'``
+      (default): the [CLS] of the attention output, in ``feature``'s space;
+      ``'attention_query'``: the query the attention computed for [CLS],
+      ``W_q LN(x_cls) + b_q``, used as is (released code; reads
+      ``LayerTaps.query``).
+
+    The released code sets ``feature='raw'``, ``token_source='block_input'``,
+    ``cls_source='attention_query'`` and averages the patch tokens per image
+    (``pooling='image_mean'``).
 
     Only prompts that some class maps to are proxies. Prompts left without a
     class (tasks with fewer classes than guided prompts, paper App. A.3) are
@@ -77,7 +80,9 @@ class MetricGuidance(nn.Module):
             defaults to ``'loss_prompt'``); ``None`` leaves the term out.
         loss_cls: the ``L_cls`` term (Eq. 5), ``loss_weight`` is ``lambda``;
             ``loss_name`` defaults to ``'loss_cls'``; ``None`` leaves it out.
-        feature: ``'query'``, ``'raw'`` or ``'released'`` (see above).
+        feature: ``'query'`` or ``'raw'`` (see above).
+        token_source: ``'attention_output'`` or ``'block_input'``.
+        cls_source: ``'attention_output'`` or ``'attention_query'``.
         pooling: how patch tokens become samples; ``'image_mean'`` (one
             sample per image) or the subclass's token-level default.
         kmeans_seed: random state of the class -> prompt k-means.
@@ -99,12 +104,12 @@ class MetricGuidance(nn.Module):
                  loss_prompt: Optional[dict] = default_loss('loss_prompt'),
                  loss_cls: Optional[dict] = default_loss('loss_cls'),
                  feature: str = 'query',
+                 token_source: str = 'attention_output',
+                 cls_source: str = 'attention_output',
                  pooling: Optional[str] = None,
                  kmeans_seed: int = 0,
-                 gather_across_ranks: bool = False,
-                 **renamed):
+                 gather_across_ranks: bool = False):
         super().__init__()
-        self._reject_renamed(renamed)
         if not guided_layers:
             raise ValueError(
                 'metric guidance needs guided layers: set the backbone\'s '
@@ -113,16 +118,20 @@ class MetricGuidance(nn.Module):
         if len(set(guided_layers)) != len(guided_layers):
             raise ValueError(f'guided_layers {tuple(guided_layers)} name a '
                              'layer twice: its loss would count twice')
-        if feature not in FEATURES:
-            raise ValueError(f'feature must be one of {FEATURES}, got '
-                             f'{feature!r}')
         pooling = self.POOLINGS[0] if pooling is None else pooling
-        if pooling not in self.POOLINGS:
-            raise ValueError(f'pooling must be one of {self.POOLINGS}, got '
-                             f'{pooling!r}')
+        for name, value, choices in (
+                ('feature', feature, FEATURES),
+                ('token_source', token_source, TOKEN_SOURCES),
+                ('cls_source', cls_source, CLS_SOURCES),
+                ('pooling', pooling, self.POOLINGS)):
+            if value not in choices:
+                raise ValueError(f'{name} must be one of {choices}, got '
+                                 f'{value!r}')
         self.num_classes = num_classes
         self.guided_layers = tuple(guided_layers)
         self.feature = feature
+        self.token_source = token_source
+        self.cls_source = cls_source
         self.pooling = pooling
         self.gather_across_ranks = gather_across_ranks
         self.loss_prompt = self._build_loss(loss_prompt, 'loss_prompt')
@@ -134,20 +143,6 @@ class MetricGuidance(nn.Module):
                              f'{self.loss_prompt.loss_name!r}')
         self.mapping = ClassPromptMapping(num_classes, num_guided_prompts,
                                           embed_dims, seed=kmeans_seed)
-
-    @staticmethod
-    def _reject_renamed(renamed: dict) -> None:
-        old = [k for k in renamed if k in RENAMED_KEYS]
-        if old:
-            raise ValueError(
-                'metric guidance settings were renamed; in the config, '
-                'rename ' + '; '.join(f'{k} -> {RENAMED_KEYS[k]}'
-                                      for k in old) +
-                " (e.g. loss_prompt=dict(type='ProxyAnchorLoss', margin=0.1, "
-                'alpha=32.0, loss_weight=0.05))')
-        if renamed:
-            raise TypeError('unexpected metric guidance argument(s): '
-                            f'{sorted(renamed)}')
 
     @staticmethod
     def _build_loss(cfg: Optional[dict], name: str) -> Optional[nn.Module]:
@@ -164,37 +159,50 @@ class MetricGuidance(nn.Module):
         """The guided layer whose features build the class statistics."""
         return max(self.guided_layers)
 
-    @property
-    def maps_in_query_space(self) -> bool:
-        """Whether class means go through ``W_q`` (of ``mapping_layer``)
-        before clustering, as the compared tokens do."""
-        return self.feature == 'query'
-
     def token_features(self, tap: LayerTaps) -> torch.Tensor:
-        """``(B, T, D)`` tokens whose patch positions are ``L_p`` samples
-        (before embedding): the block input for ``'released'``, else the
-        attention output."""
-        return tap.block_input if self.feature == 'released' else tap.context
+        """``(B, T, D)`` tokens whose patch positions are ``L_p`` samples and
+        whose patch / [CLS] vectors feed the class statistics (before
+        ``embed``), by ``token_source``."""
+        return tap.block_input if self.token_source == 'block_input' \
+            else tap.context
 
-    def _embed(self, tap: LayerTaps, vectors: torch.Tensor) -> torch.Tensor:
-        """Vectors ``(..., D)`` in the compared space, float32 (callers run
-        with autocast off: fp16 projections and similarities overflow
-        easily, and these tensors are small)."""
+    def embed(self, vectors: torch.Tensor,
+              query_weight: torch.Tensor) -> torch.Tensor:
+        """Vectors ``(..., D)`` in the compared space, float32: through
+        ``query_weight`` (``W_q``, no bias) for ``feature='query'``. The
+        one place that decides the space, for the loss and the mapping
+        alike. The projection runs with autocast off (fp16 projections
+        overflow easily, and these tensors are small); the losses compute
+        their similarities in float32 themselves."""
         vectors = vectors.float()
-        return tap.project_query(vectors) if self.feature == 'query' \
-            else vectors
+        if self.feature != 'query':
+            return vectors
+        with torch.autocast(vectors.device.type, enabled=False):
+            return F.linear(vectors, query_weight.float())
 
     def _cls_samples(self, tap: LayerTaps) -> torch.Tensor:
         """``(B, D)`` [CLS] vectors of ``L_cls`` in the compared space."""
-        if self.feature != 'released':
-            return self._embed(tap, tap.cls_token())
-        query = tap.query
-        if query is None:
+        if self.cls_source == 'attention_output':
+            return self.embed(tap.cls_token(), tap.query_weight)
+        if tap.query is None:
             raise RuntimeError(
-                "feature='released' compares the [CLS] query W_q LN(x) + b_q "
-                'with the prompts, but the backbone taps carry no `query` '
-                "tensor; use feature='query' or 'raw'")
-        return query[:, 0].float()
+                "cls_source='attention_query' compares the [CLS] query "
+                'W_q LN(x) + b_q with the prompts, but the backbone taps '
+                "carry no `query` tensor; use cls_source='attention_output'")
+        return tap.query[:, 0].float()
+
+    @torch.no_grad()
+    def refresh_mapping(self, query_weight: torch.Tensor) -> Dict[str, int]:
+        """Re-cluster classes onto prompts from the statistics accumulated
+        on all ranks, with the class means in the compared space
+        (``embed`` with ``query_weight``, ``W_q`` of ``mapping_layer``; the
+        statistics are unprojected sums, and ``W_q`` is linear). Identical
+        on every rank; returns the refresh statistics of
+        ``ClassPromptMapping.assign``."""
+        seen, means = self.mapping.class_means()
+        if len(seen):
+            means = self.embed(means, query_weight)
+        return self.mapping.assign(seen, means)
 
     def _check_initialized(self) -> None:
         if not self.mapping.initialized:
@@ -252,22 +260,19 @@ class MetricGuidance(nn.Module):
                 token_mask]
         has_cls = taps[self.guided_layers[0]].num_prefix > 0
         totals = {}
-        with torch.autocast(classes.device.type, enabled=False):
-            for layer in self.guided_layers:
-                tap = taps[layer]
-                proxies = self._embed(tap, tap.prompts)[assigned]
-                if self.loss_prompt is not None:
-                    patches = tap.patch_tokens(self.token_features(tap))
-                    samples = patches.mean(1)[use] \
-                        if self.pooling == 'image_mean' else \
-                        patches[token_mask]
-                    self._add(totals, self.loss_prompt,
-                              self._embed(tap, samples), sample_prompts,
-                              proxies, position)
-                if self.loss_cls is not None and has_cls:
-                    self._add(totals, self.loss_cls,
-                              self._cls_samples(tap)[use], prompt_of[use],
-                              proxies, position)
+        for layer in self.guided_layers:
+            tap = taps[layer]
+            proxies = self.embed(tap.prompts, tap.query_weight)[assigned]
+            if self.loss_prompt is not None:
+                patches = tap.patch_tokens(self.token_features(tap))
+                samples = patches.mean(1)[use] \
+                    if self.pooling == 'image_mean' else patches[token_mask]
+                self._add(totals, self.loss_prompt,
+                          self.embed(samples, tap.query_weight),
+                          sample_prompts, proxies, position)
+            if self.loss_cls is not None and has_cls:
+                self._add(totals, self.loss_cls, self._cls_samples(tap)[use],
+                          prompt_of[use], proxies, position)
         out = {name: total / len(self.guided_layers)
                for name, total in totals.items()}
         # Logged, not optimised (no 'loss' in the name): how much of the

@@ -33,7 +33,8 @@ class SegMetricGuidance(MetricGuidance):
         ignore_index: label of ignored pixels (255 in MMSegmentation).
         **kwargs: ``MetricGuidance`` arguments (``embed_dims``,
             ``guided_layers``, ``num_guided_prompts``, ``loss_prompt``,
-            ``loss_cls``, ``feature``, ``kmeans_seed``,
+            ``loss_cls``, ``feature``, ``token_source``, ``cls_source``,
+            ``kmeans_seed``,
             ``gather_across_ranks``).
     """
 
@@ -144,8 +145,8 @@ class SegMetricGuidance(MetricGuidance):
                    gt: torch.Tensor) -> None:
         """Add the patch features of ``mapping_layer`` (``token_features``,
         unprojected) to the per-class sums of their patch labels (from the
-        label maps ``gt`` ``(B, H, W)``). ``W_q`` is linear, so the model
-        applies it to the class means at refresh time."""
+        label maps ``gt`` ``(B, H, W)``). ``W_q`` is linear, so
+        ``refresh_mapping`` applies it to the class means."""
         labels = self._patch_labels_of(taps, gt)
         tap = taps[self.mapping_layer]
         patches = tap.patch_tokens(self.token_features(tap))

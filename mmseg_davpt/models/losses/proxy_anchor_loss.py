@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 
 from ...utils.registry import also_in_mmpretrain
-from .proxy_loss_base import ProxyLossBase, check_proxy_inputs
+from .proxy_loss_base import ProxyLossBase, cos_dtype, scaled_cosines
 
 
 def proxy_anchor_loss(embeddings: torch.Tensor,
@@ -35,17 +35,11 @@ def proxy_anchor_loss(embeddings: torch.Tensor,
         finite for any input; with no samples it is an exact zero that still
         depends on ``proxies`` (no NaN, the graph stays connected).
     """
-    check_proxy_inputs(embeddings, labels, proxies)
-    dtype = torch.promote_types(embeddings.dtype, torch.float32)
-    embeddings = embeddings.to(dtype)
-    proxies = proxies.to(dtype)
-    if embeddings.shape[0] == 0:
-        return proxies.sum() * 0.
-    # autocast would run the similarity matmul in fp16; keep float32.
-    with torch.autocast(embeddings.device.type, enabled=False):
-        cos = F.normalize(embeddings, dim=1) @ (
-            F.normalize(proxies, dim=1) * similarity_scale).T
-        return _proxy_anchor(cos, labels, margin, alpha)
+    cos = scaled_cosines(embeddings, labels, proxies, similarity_scale,
+                         min_proxies=1)
+    if cos is None:
+        return proxies.to(cos_dtype(embeddings)).sum() * 0.
+    return _proxy_anchor(cos, labels, margin, alpha)
 
 
 def _proxy_anchor(cos, labels, margin, alpha):

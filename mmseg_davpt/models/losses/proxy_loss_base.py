@@ -26,14 +26,21 @@ def check_proxy_inputs(embeddings: torch.Tensor, labels: torch.Tensor,
                          f'[{labels.min().item()}, {labels.max().item()}]')
 
 
-def scaled_cosines(embeddings, labels, proxies, similarity_scale):
+def cos_dtype(embeddings: torch.Tensor) -> torch.dtype:
+    """The similarities' dtype: float32, or float64 for float64 inputs."""
+    return torch.promote_types(embeddings.dtype, torch.float32)
+
+
+def scaled_cosines(embeddings, labels, proxies, similarity_scale,
+                   min_proxies: int = 2):
     """Checked inputs -> ``(M, P)`` cosines times ``similarity_scale`` in
     float32 or better (autocast off), or ``None`` when there is no sample or
-    no second proxy (no negative for Proxy-NCA / triplet)."""
+    fewer than ``min_proxies`` proxies (Proxy-NCA and triplet need a second
+    proxy as the negative)."""
     check_proxy_inputs(embeddings, labels, proxies)
-    dtype = torch.promote_types(embeddings.dtype, torch.float32)
-    if embeddings.shape[0] == 0 or proxies.shape[0] < 2:
+    if embeddings.shape[0] == 0 or proxies.shape[0] < min_proxies:
         return None
+    dtype = cos_dtype(embeddings)
     with torch.autocast(embeddings.device.type, enabled=False):
         return F.normalize(embeddings.to(dtype), dim=1) @ (
             F.normalize(proxies.to(dtype), dim=1) * similarity_scale).T

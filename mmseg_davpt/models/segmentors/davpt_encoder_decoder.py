@@ -6,14 +6,18 @@ import torch
 from mmengine.logging import MessageHub
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
-from mmseg.utils import add_prefix
 
-from ..davpt_mixin import DAVPTMixin
+from ..class_mapping_api import ClassMappingMixin
+from ..davpt_step import DAVPTStepMixin
+from ..guidance.build import build_metric_guidance
+from ..utils import FiniteLossMixin, SummaryInitLogMixin
 from .slide_progress import SlideProgressMixin
 
 
 @MODELS.register_module()
-class DAVPTEncoderDecoder(SlideProgressMixin, DAVPTMixin, EncoderDecoder):
+class DAVPTEncoderDecoder(SlideProgressMixin, DAVPTStepMixin,
+                          ClassMappingMixin, FiniteLossMixin,
+                          SummaryInitLogMixin, EncoderDecoder):
     """``EncoderDecoder`` whose training loss adds DA-VPT's ``L_p`` and
     ``L_cls`` (logged as ``davpt.loss_prompt`` / ``davpt.loss_cls``).
 
@@ -39,50 +43,33 @@ class DAVPTEncoderDecoder(SlideProgressMixin, DAVPTMixin, EncoderDecoder):
     def __init__(self, *args, metric_guidance: Optional[dict] = None,
                  check_finite_loss: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self._build_metric_guidance(
-            MODELS, metric_guidance, check_finite_loss,
+        self.check_finite_loss = check_finite_loss
+        self.metric_guidance = build_metric_guidance(
+            MODELS, metric_guidance, self.backbone,
             num_classes=self.decode_head.num_classes,
             ignore_index=self.decode_head.ignore_index)
 
-    @staticmethod
-    def _draw_seeds(data_samples: List) -> Optional[List[int]]:
+    def guidance_kwargs(self, data_samples: List) -> Dict:
         """Per-image seeds for the class draw from the image path and the
         iteration, so the draw does not depend on how images are spread over
         ranks. ``None`` (global RNG) for samples without a path."""
         paths = [s.metainfo.get('img_path') for s in data_samples]
         if not all(paths):
-            return None
+            return dict(seeds=None)
         it = MessageHub.get_current_instance().get_info('iter') or 0
-        return [(zlib.crc32(p.encode()) + 1_000_003 * it) % 2**63
-                for p in paths]
+        return dict(seeds=[(zlib.crc32(p.encode()) + 1_000_003 * it) % 2**63
+                           for p in paths])
 
-    @staticmethod
-    def _stack_gt(data_samples: List) -> torch.Tensor:
+    def guidance_targets(self, inputs: torch.Tensor,
+                         data_samples: List) -> torch.Tensor:
+        """Label maps ``(B, H, W)``; ``SegMetricGuidance`` checks the ids."""
         return torch.stack([s.gt_sem_seg.data[0] for s in data_samples])
 
-    def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict:
-        """Decode / auxiliary losses plus the DA-VPT terms; the batch's
-        class features are added to the mapping statistics."""
-        if self.metric_guidance is None:
-            return super().loss(inputs, data_samples)
-        outs, taps = self.backbone.forward_with_taps(inputs)
+    def task_losses(self, outs: tuple, data_samples: List) -> Dict:
+        """Decode (and auxiliary) head losses."""
         x = self.neck(outs) if self.with_neck else outs
         losses = dict()
         losses.update(self._decode_head_forward_train(x, data_samples))
         if self.with_auxiliary_head:
             losses.update(self._auxiliary_head_forward_train(x, data_samples))
-        gt = self._stack_gt(data_samples)
-        guidance = self.metric_guidance.loss(
-            taps, gt, seeds=self._draw_seeds(data_samples))
-        self.metric_guidance.accumulate(taps, gt)
-        losses.update(add_prefix(guidance, 'davpt'))
         return losses
-
-    @torch.no_grad()
-    def collect_class_features(self, inputs: torch.Tensor,
-                               data_samples: List) -> None:
-        """Accumulate per-class features of a batch (no gradient, no heads)
-        for the next mapping refresh."""
-        layer = self.metric_guidance.mapping_layer
-        _, taps = self.backbone.forward_with_taps(inputs, tap_layers=(layer, ))
-        self.metric_guidance.accumulate(taps, self._stack_gt(data_samples))

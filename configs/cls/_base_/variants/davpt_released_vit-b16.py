@@ -14,7 +14,9 @@ model = dict(
     metric_guidance=dict(
         # L_p: mean of each image's block-input patch tokens vs the raw
         # prompts; L_cls: the [CLS] query (W_q LN(x) + b_q) vs the raw prompts
-        feature='released',
+        feature='raw',
+        token_source='block_input',
+        cls_source='attention_query',
         pooling='image_mean'))
 optim_wrapper = dict(
     # fp16 recipes use AmpOptimWrapper, which needs CUDA; on a CPU pass

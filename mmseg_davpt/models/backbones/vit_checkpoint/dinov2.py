@@ -15,19 +15,12 @@ from typing import List, Mapping, Tuple
 
 import torch
 
-StateDict = dict
+from .converters import TIMM_RULES, StateDict
 
-_RULES = [
-    (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
-    (r'^blocks\.(\d+)\.norm1\.', r'layers.\1.ln1.'),
-    (r'^blocks\.(\d+)\.norm2\.', r'layers.\1.ln2.'),
-    (r'^blocks\.(\d+)\.attn\.qkv\.', r'layers.\1.attn.attn.in_proj_'),
-    (r'^blocks\.(\d+)\.attn\.proj\.', r'layers.\1.attn.attn.out_proj.'),
+# timm's names plus LayerScale (mmpretrain's ``gamma1`` / ``gamma2``)
+_RULES = TIMM_RULES + [
     (r'^blocks\.(\d+)\.ls1\.gamma$', r'layers.\1.attn.gamma1.weight'),
-    (r'^blocks\.(\d+)\.mlp\.fc1\.', r'layers.\1.ffn.layers.0.0.'),
-    (r'^blocks\.(\d+)\.mlp\.fc2\.', r'layers.\1.ffn.layers.1.'),
     (r'^blocks\.(\d+)\.ls2\.gamma$', r'layers.\1.ffn.gamma2.weight'),
-    (r'^norm\.', 'ln1.'),
 ]
 _KEEP = ('cls_token', 'pos_embed', 'register_tokens')
 # pretraining-only tensors; a backbone never uses them
