@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create the project's virtual environment and install the tested stack:
 # torch/torchvision, the OneDL OpenMMLab packages, then mmseg_davpt (editable)
-# with its test and deploy (ONNX) extras. Idempotent. VENV=path to use another location.
+# with its test and deploy (ONNX) extras. Idempotent. VENV=path to use
+# another location.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}

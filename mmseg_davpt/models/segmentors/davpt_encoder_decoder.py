@@ -45,16 +45,19 @@ class DAVPTEncoderDecoder(SlideProgressMixin, DAVPTMixin, EncoderDecoder):
             ignore_index=self.decode_head.ignore_index)
 
     @staticmethod
-    def _draw_seeds(data_samples: List) -> Optional[List[int]]:
-        """Per-image seeds for the class draw from the image path and the
-        iteration, so the draw does not depend on how images are spread over
-        ranks. ``None`` (global RNG) for samples without a path."""
+    @torch.compiler.disable
+    def _draw_seeds(data_samples: List) -> Optional[torch.Tensor]:
+        """Per-image seeds ``(B,)`` int64 for the class draw from the image
+        path and the iteration, so the draw does not depend on how images
+        are spread over ranks. ``None`` (global RNG) for samples without a
+        path. A tensor, not ints: ``torch.compile`` would specialise on
+        the ints and recompile every iteration."""
         paths = [s.metainfo.get('img_path') for s in data_samples]
         if not all(paths):
             return None
         it = MessageHub.get_current_instance().get_info('iter') or 0
-        return [(zlib.crc32(p.encode()) + 1_000_003 * it) % 2**63
-                for p in paths]
+        return torch.tensor([(zlib.crc32(p.encode()) + 1_000_003 * it) % 2**63
+                             for p in paths], dtype=torch.long)
 
     @staticmethod
     def _stack_gt(data_samples: List) -> torch.Tensor:
@@ -67,10 +70,13 @@ class DAVPTEncoderDecoder(SlideProgressMixin, DAVPTMixin, EncoderDecoder):
             return super().loss(inputs, data_samples)
         outs, taps = self.backbone.forward_with_taps(inputs)
         x = self.neck(outs) if self.with_neck else outs
-        losses = dict()
-        losses.update(self._decode_head_forward_train(x, data_samples))
+        # each head's losses are bound before merging: torch.compile breaks
+        # the graph inside the heads, and a pending ``losses.update`` (a
+        # new bound method every step) would then recompile every iteration
+        losses = self._decode_head_forward_train(x, data_samples)
         if self.with_auxiliary_head:
-            losses.update(self._auxiliary_head_forward_train(x, data_samples))
+            aux = self._auxiliary_head_forward_train(x, data_samples)
+            losses.update(aux)
         gt = self._stack_gt(data_samples)
         guidance = self.metric_guidance.loss(
             taps, gt, seeds=self._draw_seeds(data_samples))
