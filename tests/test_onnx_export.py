@@ -221,3 +221,18 @@ def test_slide_windows_cover_the_image_as_mmseg():
                     (8, 72, 16, 80)]
     assert list(slide_windows(64, 64, (64, 64), (48, 48))) == [
         (0, 64, 0, 64)]
+
+
+@pytest.mark.slow
+def test_onnx_latency_benchmark_reports_parity_and_ratio():
+    from mmseg_davpt.benchmarks.cli import main
+    report = main(['onnx', 'configs/demo/davpt_setr_vit-tiny_shapes-64x64.py',
+                   '--warmup', '0', '--repeats', '2', '--device', 'cpu'])
+    (record, ) = report.data['tables'][0]['records']
+    assert record['shape'] == (64, 64) and record['changed_share'] == 0.0
+    assert record['max_abs_diff'] < 1e-4
+    assert len(record['pytorch_s']) == len(record['onnxruntime_s']) == 2
+    # paired: the median over rounds of ONNX Runtime / PyTorch
+    ratios = [o / p for o, p in zip(record['onnxruntime_s'],
+                                    record['pytorch_s'])]
+    assert record['ratio'] == pytest.approx(sum(ratios) / 2)
