@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import torch
 
-from . import forward, infer, kmeans, onnx_latency, train
+from . import compiled, forward, infer, kmeans, onnx_latency, train
 
 # name -> (module, default warm-up, default repeats)
 COMMANDS = {
@@ -14,6 +14,7 @@ COMMANDS = {
     'kmeans': (kmeans, 1, 7),
     'infer': (infer, 1, 5),
     'onnx': (onnx_latency, 2, 7),
+    'compile': (compiled, 2, 10),
 }
 
 
