@@ -83,7 +83,7 @@ def run(args) -> Report:
         f'batch-1 latency, CPU, median of {args.repeats} (ratio: median '
         'over rounds of ONNX Runtime / PyTorch; < 1 = ONNX Runtime faster)',
         ['config', 'params', 'input', 'pytorch ms', 'onnxruntime ms',
-         'ratio', 'max |diff|', 'labels changed'], rows, records)
+         'ratio', 'max abs diff', 'labels changed'], rows, records)
     return report
 
 
