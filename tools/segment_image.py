@@ -7,9 +7,10 @@
 
 CHECKPOINT may be a full checkpoint or a PEFT file (the config's backbone
 ``init_cfg`` must then point at its base ViT), or with ``--backend
-onnxruntime`` an ONNX file from ``tools/export_onnx.py``. Inference follows the config's
-``test_cfg`` (whole or slide) and ``test_pipeline``, through
-``mmseg.apis.inference_model``; drawing through ``show_result_pyplot``.
+onnxruntime`` an ONNX file from ``tools/export_onnx.py``. Inference follows
+the config's ``test_cfg`` (whole or slide) and ``test_pipeline``, through
+``mmseg.apis.inference_model`` (PyTorch) or ``OnnxSegmentor`` (the same
+steps around the ONNX graph); drawing through ``show_result_pyplot``.
 """
 import argparse
 import os

@@ -114,7 +114,8 @@ class Parity:
         verdict = 'OK' if self.ok else 'FAILED'
         return (f'parity {verdict}: max |logit diff| {self.max_abs_diff:.3g}'
                 f' (tolerance {self.atol:g}); predicted class differs on '
-                f'{self.changed_share:.4%} of {self.num_predictions} {self.unit} '
+                f'{self.changed_share:.4%} of {self.num_predictions} '
+                f'{self.unit} '
                 f'(tolerance {self.max_changed_share:.4%})')
 
 

@@ -70,7 +70,8 @@ def print_split(report, classes, num_classes) -> None:
         total = report.pixels.sum() + report.ignored_pixels
         shares = ', '.join(f'{classes[i]} {c / total:.2%}'
                            for i, c in enumerate(report.pixels))
-        print(f'pixel share: {shares}; ignored {report.ignored_pixels / total:.2%}')
+        print(f'pixel share: {shares}; ignored '
+              f'{report.ignored_pixels / total:.2%}')
         absent = [classes[i] for i, c in enumerate(report.pixels) if c == 0]
         if absent:
             report.warnings.append(f'classes never present: {absent}')

@@ -95,9 +95,10 @@ class SegMetricGuidance(MetricGuidance):
         """One class per image drawn uniformly from those present in
         ``labels`` ``(B, L)``; ``(B,)`` with ``-1`` where none is present.
 
-        ``seeds`` (one int per image, or a ``(B,)`` int tensor) make each draw a function of the image
-        and the iteration only, not of the rank layout: a run on N ranks then
-        draws what a single-process run with the same global batch draws.
+        ``seeds`` (one int per image, or a ``(B,)`` int tensor) make each
+        draw a function of the image and the iteration only, not of the
+        rank layout: a run on N ranks then draws what a single-process run
+        with the same global batch draws.
         Without seeds, torch's global generator is used.
         """
         B = labels.shape[0]
