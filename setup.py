@@ -50,5 +50,6 @@ setup(
     extras_require={
         'onedl': read_requirements('mminstall.txt'),
         'tests': read_requirements('tests.txt'),
+        'deploy': read_requirements('deploy.txt'),
     },
 )

@@ -13,6 +13,10 @@ Subcommands (code in ``mmseg_davpt/benchmarks/<name>.py``):
 * ``kmeans``: class -> prompt mapping refresh time and its share of the
   iterations between two refreshes.
 * ``infer``: slide-mode inference throughput (images/s).
+* ``onnx``: ONNX Runtime vs PyTorch eager latency of the exported graph
+  (``onnx_latency.py``; needs the ``deploy`` extra).
+* ``compile``: DA-VPT training step eager vs ``torch.compile``
+  (``compiled.py``; mmengine's ``compile=True``).
 
 Variants run round-robin (drift in machine load hits all alike) after
 warm-up; medians and ratios to the first variant are printed and written
@@ -27,6 +31,8 @@ Examples (CPU; see docs/performance.md for the recorded runs)::
         --guidance-off-twin --img-size 64 --batch 8 --repeats 50
     python tools/benchmark.py kmeans --markdown kmeans.md
     python tools/benchmark.py infer configs/vpt_setr_ade20k.py --img-size 128
+    python tools/benchmark.py onnx --threads 2 --markdown onnx.md
+    python tools/benchmark.py compile --img-size 64 --batch 8 --threads 2
 """
 from mmseg_davpt.benchmarks.cli import main
 

@@ -2,12 +2,15 @@
 """Segment one image and save the prediction painted over it.
 
     python tools/segment_image.py CONFIG CHECKPOINT IMAGE --out OUT.png
-        [--opacity 0.5] [--no-labels] [--device cpu] [--cfg-options ...]
+        [--opacity 0.5] [--no-labels] [--device cpu]
+        [--backend pytorch|onnxruntime] [--cfg-options ...]
 
 CHECKPOINT may be a full checkpoint or a PEFT file (the config's backbone
-``init_cfg`` must then point at its base ViT). Inference follows the config's
-``test_cfg`` (whole or slide) and ``test_pipeline``, through
-``mmseg.apis.inference_model``; drawing through ``show_result_pyplot``.
+``init_cfg`` must then point at its base ViT), or with ``--backend
+onnxruntime`` an ONNX file from ``tools/export_onnx.py``. Inference follows
+the config's ``test_cfg`` (whole or slide) and ``test_pipeline``, through
+``mmseg.apis.inference_model`` (PyTorch) or ``OnnxSegmentor`` (the same
+steps around the ONNX graph); drawing through ``show_result_pyplot``.
 """
 import argparse
 import os
@@ -29,6 +32,11 @@ def parse_args(argv=None):
     parser.add_argument('--no-labels', action='store_true',
                         help='do not write class names on the image')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'],
+                        default='pytorch',
+                        help='onnxruntime: CHECKPOINT is an ONNX file from '
+                        'tools/export_onnx.py (same pre- and '
+                        'post-processing)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries')
     args = parser.parse_args(argv)
@@ -60,9 +68,14 @@ def main(argv=None):
     check_output_file(args.out, [args.image, args.checkpoint, args.config],
                       args.force, '--out', extensions=IMAGE_EXTENSIONS)
     img = read_image(args.image)  # clear error before building the model
-    model = init_davpt_model(args.config, args.checkpoint, args.device,
-                             args.cfg_options)
-    result = inference_model(model, img)
+    if args.backend == 'onnxruntime':
+        from mmseg_davpt.deploy import OnnxSegmentor
+        model = OnnxSegmentor(args.config, args.checkpoint, args.cfg_options)
+        result = model.segment(img)
+    else:
+        model = init_davpt_model(args.config, args.checkpoint, args.device,
+                                 args.cfg_options)
+        result = inference_model(model, img)
     out_dir = osp.dirname(osp.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
     show_result_pyplot(model, img[..., ::-1].copy(), drawable(result),

@@ -5,7 +5,7 @@ from typing import List, Optional
 
 import torch
 
-from . import forward, infer, kmeans, train
+from . import compiled, forward, infer, kmeans, onnx_latency, train
 
 # name -> (module, default warm-up, default repeats)
 COMMANDS = {
@@ -13,6 +13,8 @@ COMMANDS = {
     'train': (train, 2, 10),
     'kmeans': (kmeans, 1, 7),
     'infer': (infer, 1, 5),
+    'onnx': (onnx_latency, 2, 7),
+    'compile': (compiled, 2, 10),
 }
 
 

@@ -104,6 +104,10 @@ class TrainableParamsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         finally:
             logger.removeFilter(notice_filter)
 
+        # mmengine hands the optimizer ConfigDict groups; torch.compile
+        # (``compile=True``) cannot trace an optimizer step over them
+        groups = optim_wrapper.optimizer.param_groups
+        groups[:] = [dict(group) for group in groups]
         in_optimizer = {
             id(p)
             for group in optim_wrapper.optimizer.param_groups

@@ -47,6 +47,9 @@ class FiniteSegDataPreProcessor(SegDataPreProcessor):
     infinite pixels (``check_finite_inputs``), in training and inference.
     Same arguments and outputs."""
 
+    # Not traced by torch.compile: its guards would hold each batch's data
+    # samples (paths, flips) and recompile every iteration.
+    @torch.compiler.disable
     def forward(self, data: dict, training: bool = False) -> Dict[str, Any]:
         check_finite_inputs(data['inputs'], data.get('data_samples'))
         return super().forward(data, training)

@@ -90,14 +90,16 @@ class SegMetricGuidance(MetricGuidance):
         bg = self.is_background[labels.clamp(min=0)] & valid
         return torch.where(bg, NO_CLASS, labels)
 
+    @torch.compiler.disable  # a per-image loop with its own generator
     def sample_targets(self, labels: torch.Tensor,
                        seeds: Optional[Sequence[int]] = None) -> torch.Tensor:
         """One class per image drawn uniformly from those present in
         ``labels`` ``(B, L)``; ``(B,)`` with ``-1`` where none is present.
 
-        ``seeds`` (one int per image) make each draw a function of the image
-        and the iteration only, not of the rank layout: a run on N ranks then
-        draws what a single-process run with the same global batch draws.
+        ``seeds`` (one int per image, or a ``(B,)`` int tensor) make each
+        draw a function of the image and the iteration only, not of the
+        rank layout: a run on N ranks then draws what a single-process run
+        with the same global batch draws.
         Without seeds, torch's global generator is used.
         """
         B = labels.shape[0]

@@ -49,16 +49,20 @@ class DAVPTEncoderDecoder(SlideProgressMixin, DAVPTStepMixin,
             num_classes=self.decode_head.num_classes,
             ignore_index=self.decode_head.ignore_index)
 
+    @torch.compiler.disable
     def guidance_kwargs(self, data_samples: List) -> Dict:
-        """Per-image seeds for the class draw from the image path and the
-        iteration, so the draw does not depend on how images are spread over
-        ranks. ``None`` (global RNG) for samples without a path."""
+        """Per-image seeds ``(B,)`` int64 for the class draw from the image
+        path and the iteration, so the draw does not depend on how images
+        are spread over ranks. ``None`` (global RNG) for samples without a
+        path. A tensor, not ints: ``torch.compile`` would specialise on
+        the ints and recompile every iteration."""
         paths = [s.metainfo.get('img_path') for s in data_samples]
         if not all(paths):
             return dict(seeds=None)
         it = MessageHub.get_current_instance().get_info('iter') or 0
-        return dict(seeds=[(zlib.crc32(p.encode()) + 1_000_003 * it) % 2**63
-                           for p in paths])
+        return dict(seeds=torch.tensor(
+            [(zlib.crc32(p.encode()) + 1_000_003 * it) % 2**63
+             for p in paths], dtype=torch.long))
 
     def guidance_targets(self, inputs: torch.Tensor,
                          data_samples: List) -> torch.Tensor:
@@ -68,8 +72,11 @@ class DAVPTEncoderDecoder(SlideProgressMixin, DAVPTStepMixin,
     def task_losses(self, outs: tuple, data_samples: List) -> Dict:
         """Decode (and auxiliary) head losses."""
         x = self.neck(outs) if self.with_neck else outs
-        losses = dict()
-        losses.update(self._decode_head_forward_train(x, data_samples))
+        # each head's losses are bound before merging: torch.compile breaks
+        # the graph inside the heads, and a pending ``losses.update`` (a
+        # new bound method every step) would then recompile every iteration
+        losses = self._decode_head_forward_train(x, data_samples)
         if self.with_auxiliary_head:
-            losses.update(self._auxiliary_head_forward_train(x, data_samples))
+            aux = self._auxiliary_head_forward_train(x, data_samples)
+            losses.update(aux)
         return losses
