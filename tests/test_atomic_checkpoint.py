@@ -8,9 +8,10 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
-from tests.test_tools_cli import ROOT, VPT, data_options
+from tests._helpers import ROOT, VPT, data_options
 
 SETTINGS = ['train_cfg.max_iters=6', 'train_cfg.val_interval=100',
             'default_hooks.checkpoint.interval=2',
@@ -49,6 +50,7 @@ def assert_iter_2_intact(work_dir):
     assert not osp.exists(work_dir / 'iter_4.pth')
 
 
+@pytest.mark.slow
 def test_killed_save_keeps_previous_checkpoint_and_resume_works(
         demo_data, tmp_path):
     work_dir = tmp_path / 'run'
@@ -84,6 +86,7 @@ def test_killed_save_keeps_previous_checkpoint_and_resume_works(
     assert last_checkpoint(work_dir) == str(work_dir / 'iter_6.pth')
 
 
+@pytest.mark.slow
 def test_failing_write_keeps_previous_checkpoint(demo_data, tmp_path):
     work_dir = tmp_path / 'run'
     config = faulty_config(tmp_path,

@@ -12,7 +12,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmseg_davpt  # noqa: F401  (registers)
-from tests.test_tools_cli import VPT
+from tests._helpers import VPT
 
 SIZE = 16
 

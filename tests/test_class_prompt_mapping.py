@@ -1,6 +1,5 @@
 """k-means class -> prompt mapping: refresh behaviour and rank agreement."""
 import os
-import socket
 
 import pytest
 import torch
@@ -9,6 +8,7 @@ import torch.multiprocessing as mp
 
 from mmseg_davpt.models import ClassPromptMapping
 from mmseg_davpt.models.guidance import NO_CLASS, NO_PROMPT
+from tests._helpers import free_port
 
 
 def clustered_features(groups, dim=8, per_class=5, noise=0.01, seed=0):
@@ -241,10 +241,9 @@ def _rank_worker(rank, world, port, queue):
     torch_dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_process_gloo_mappings_identical_on_both_ranks():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
     os.environ.setdefault('OMP_NUM_THREADS', '1')

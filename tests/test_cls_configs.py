@@ -4,10 +4,8 @@ every task's dataset block reads its split files; train / test / dist_train
 on the classification demo config."""
 import glob
 import json
-import os
 import os.path as osp
 import re
-import socket
 import subprocess
 import sys
 
@@ -23,8 +21,8 @@ from mmseg_davpt.datasets.fgvc import FGVC_TASKS  # noqa: E402
 from mmseg_davpt.datasets.vtab1k import VTAB_TASKS  # noqa: E402
 from tools.count_params import build_model, count_params, summarise  # noqa
 from tools.generate_cls_configs import main as generate_main  # noqa: E402
+from tests._helpers import ROOT, free_port, tool_env  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLS_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/cls/*/*.py')))
 # ViT-B/16 configs; the DINOv2 ViT-B/14 ones (same folders) are checked in
 # test_dinov2_cls_configs.py
@@ -51,6 +49,7 @@ def test_generated_configs_are_complete_and_in_sync(capsys):
     assert len(CLS_CONFIGS) == 216
 
 
+@pytest.mark.slow
 def test_every_config_builds_with_its_classes_and_task():
     """All 216 parsed; each model built (backbone shrunk to one layer, so
     the whole set builds in seconds: the ViT-B itself is checked below)."""
@@ -112,6 +111,7 @@ def split_folders(tmp_path_factory):
     return vtab, fgvc
 
 
+@pytest.mark.slow
 def test_every_task_dataset_block_reads_split_files(split_folders):
     """Each task's dataset dicts (one variant / pre-training: the generator
     writes the same block for all) build on generated folders."""
@@ -136,10 +136,8 @@ def test_every_task_dataset_block_reads_split_files(split_folders):
 
 # ------------------------------------------------------------- tools
 def run(args, timeout=300, threads='2', **env):
-    env = dict(os.environ, OMP_NUM_THREADS=threads, **env,
-               PATH=osp.dirname(sys.executable) + os.pathsep +
-               os.environ['PATH'])
-    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True,
+    proc = subprocess.run(args, cwd=ROOT, env=tool_env(threads, **env),
+                          capture_output=True,
                           text=True, timeout=timeout)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
@@ -161,6 +159,7 @@ def demo_cls(tmp_path_factory, demo_data):
     return root, opts
 
 
+@pytest.mark.slow
 def test_train_and_test_tools_report_top1(demo_cls):
     root, opts = demo_cls
     work = str(root / 'train')
@@ -209,11 +208,10 @@ def test_train_and_test_tools_report_top1(demo_cls):
         top1[0]
 
 
+@pytest.mark.slow
 def test_two_process_dist_train_classification(demo_cls, tmp_path):
     _, opts = demo_cls
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = run(['bash', 'tools/dist_train.sh', DEMO, '2', '--work-dir',
                str(tmp_path), '--cfg-options', *opts,
                'train_cfg.max_epochs=1', 'train_cfg.val_interval=1'],

@@ -6,8 +6,8 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
+from tests._helpers import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CSV = osp.join(ROOT, 'configs', 'cls', 'recipes.csv')
 with open(CSV, newline='') as _f:
     ROWS = list(csv.DictReader(_f))

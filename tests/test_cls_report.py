@@ -8,8 +8,6 @@ import os
 import os.path as osp
 import re
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,8 +21,8 @@ from mmseg_davpt.engine.hooks.cls_report_hook import \
 from mmseg_davpt.utils.cls_report import (format_report,  # noqa: E402
                                           summarise_epochs)
 from tools import run_seeds  # noqa: E402
+from tests._helpers import ROOT, run_tool  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs/demo/davpt_vit-tiny_cls-shapes-32x32.py')
 EPOCHS = 3
 
@@ -106,12 +104,7 @@ def test_unknown_metric_key_is_a_clear_error():
 
 # ------------------------------------------------------------ tiny runs
 def run(args, timeout=600):
-    env = dict(os.environ, OMP_NUM_THREADS='2', PYTHONPATH=ROOT)
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    return out
+    return run_tool(*args, timeout=timeout)
 
 
 @pytest.fixture(scope='module')
@@ -139,6 +132,7 @@ def tiny(tmp_path_factory, demo_data):
     return dict(root=root, opts=opts, work=work, log=log, report=report)
 
 
+@pytest.mark.slow
 def test_report_numbers_follow_the_per_epoch_table(tiny):
     report = tiny['report']
     table = report['epochs']
@@ -157,6 +151,7 @@ def test_report_numbers_follow_the_per_epoch_table(tiny):
     assert 'split=test' in report['splits']['test']
 
 
+@pytest.mark.slow
 def test_report_matches_the_log(tiny):
     log, table = tiny['log'], tiny['report']['epochs']
     # mmengine's own val-loop lines give the val column independently
@@ -176,6 +171,7 @@ def test_report_matches_the_log(tiny):
             f'{report["best_test"]:.2f}  [OPTIMISTIC') in log
 
 
+@pytest.mark.slow
 def test_test_column_equals_the_test_tool(tiny):
     """The hook's test number of the last epoch is what tools/test.py
     gives for the last checkpoint on the test split."""
@@ -187,6 +183,7 @@ def test_test_column_equals_the_test_tool(tiny):
     assert top1 == pytest.approx(tiny['report']['final_test'], abs=1e-3)
 
 
+@pytest.mark.slow
 def test_the_hook_leaves_training_bit_identical(tiny):
     """Scoring the test split draws no random numbers from the training's
     streams: a run without the hook ends with the same weights."""
@@ -214,6 +211,7 @@ def test_the_hook_leaves_training_bit_identical(tiny):
         assert torch.equal(with_hook[key], without[key]), key
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_per_epoch_table(tiny):
     """In the original work dir the table continues where it stopped."""
     work = str(tiny['root'] / 'resumed')
@@ -229,6 +227,7 @@ def test_resume_keeps_the_per_epoch_table(tiny):
     assert resumed['final_epoch'] == EPOCHS + 1 and resumed['finished']
 
 
+@pytest.mark.slow
 def test_resume_elsewhere_keeps_the_table_stored_in_the_checkpoint(tiny):
     """With only the checkpoint, the table is the one stored in it: the
     epochs validated before it was saved (epoch E is validated after its

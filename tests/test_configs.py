@@ -9,8 +9,8 @@ from mmengine.config import Config
 
 from tools.count_params import (BACKBONE_GROUPS, build_model, count_params,
                                 summarise)
+from tests._helpers import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
     glob.glob(osp.join(ROOT, 'configs', '*.py')) +
     glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py')))

@@ -12,8 +12,8 @@ pytest.importorskip('mmpretrain')
 from mmseg_davpt.datasets.fgvc import FGVC_TASKS  # noqa: E402
 from mmseg_davpt.datasets.vtab1k import VTAB_TASKS  # noqa: E402
 from tools.count_params import build_model, count_params, summarise  # noqa
+from tests._helpers import ROOT  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/cls/*/*_vit-b14-dinov2_*'
                                     '.py')))
 D = 768

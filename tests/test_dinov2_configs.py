@@ -7,8 +7,8 @@ import pytest
 from mmengine.config import Config
 
 from tools.count_params import build_model, count_params, summarise
+from tests._helpers import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'dinov2', '*.py')))
 
 D, LAYERS = 1024, 24

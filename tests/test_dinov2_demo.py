@@ -5,16 +5,17 @@ import json
 import os.path as osp
 import re
 
+import pytest
 import torch
 
-from tests.test_tools_cli import last_miou, run_tool
+from tests._helpers import ROOT, last_miou, run_tool
 from tools.make_demo_vit import main as make_demo_vit
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT,
                   'configs/demo/davpt_setr_dinov2-tiny-reg2_shapes-64x64.py')
 
 
+@pytest.mark.slow
 def test_dinov2_demo_trains_refreshes_mapping_and_evaluates(demo_data,
                                                              tmp_path):
     data_root, _ = demo_data

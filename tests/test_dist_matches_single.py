@@ -3,15 +3,14 @@ batch: same images per step (InfiniteSampler shards one permutation), class
 draws seeded per image, metric-loss samples gathered across ranks, per-pixel
 losses averaged by DDP. Stated tolerance 1e-4 (summation order; Adam's
 normalised updates amplify tiny gradient differences)."""
-import os
-import socket
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from tests.test_tools_cli import DAVPT, ROOT, data_options
+from tests._helpers import (DAVPT, ROOT, data_options, free_port,
+                            tool_env)
 
 COMMON = ['train_cfg.max_iters=4', 'train_cfg.val_interval=100',
           'default_hooks.checkpoint.interval=4',
@@ -35,21 +34,18 @@ def comparable_config(tmp_path):
     return str(path)
 
 
+@pytest.mark.slow
 def test_two_ranks_match_one_process_with_the_same_global_batch(
         demo_data, tmp_path):
     config = comparable_config(tmp_path)
     opts = ['--cfg-options', *data_options(*demo_data), *COMMON]
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+    env = tool_env(1)
     single = subprocess.run(
         [sys.executable, 'tools/train.py', config, '--work-dir',
          str(tmp_path / 'single'), *opts, 'train_dataloader.batch_size=8'],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    env.update(PORT=str(port), PATH=os.path.dirname(sys.executable) +
-               os.pathsep + os.environ['PATH'])
+    env = tool_env(1, PORT=free_port())
     double = subprocess.run(
         ['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
          str(tmp_path / 'double'), *opts, 'train_dataloader.batch_size=4'],

@@ -1,12 +1,12 @@
 """gather_across_ranks: two gloo ranks with DDP-style gradient averaging give
 the single-process loss and gradients over the global batch."""
-import socket
-
+import pytest
 import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 
 from mmseg_davpt.models import SegMetricGuidance, proxy_anchor_loss
+from tests._helpers import free_port
 
 
 def problem(seed=0):
@@ -52,10 +52,9 @@ def _worker(rank, world, port, queue):
     torch_dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_gathered_loss_and_gradients_equal_single_process():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(r, 2, port, queue))

@@ -6,17 +6,19 @@ import sys
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from mmseg_davpt.engine import LabelledPixelsHook
 from tests.test_check_seg_annotation import write_pair
-from tests.test_tools_cli import ROOT, VPT
+from tests._helpers import ROOT, VPT
 
 WARNING = 'No labelled pixel in the first'
 
 
+@pytest.mark.slow
 def test_all_ignore_training_set_is_warned_about_once(demo_data, tmp_path):
     # label maps of only 0, with reduce_zero_label: everything becomes 255
     root = tmp_path / 'all_zero'

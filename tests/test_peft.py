@@ -18,8 +18,8 @@ import torch
 from mmseg_davpt.peft import (base_fingerprint, is_peft_checkpoint,
                               is_peft_file, load_peft, peft_state_dict,
                               save_peft)
+from tests._helpers import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DAVPT = osp.join(ROOT, 'configs/demo/davpt_setr_vit-tiny_shapes-64x64.py')
 VPT = osp.join(ROOT, 'configs/demo/vpt_setr_vit-tiny_shapes-64x64.py')
 
@@ -290,6 +290,7 @@ def test_load_peft_into_tta_runner(ckpts, demo_data):
     assert torch.equal(logits(tta.module, inputs), logits(trained, inputs))
 
 
+@pytest.mark.slow
 def test_test_tool_on_peft_equals_full(ckpts, demo_data, tmp_path):
     full, peft, _ = ckpts
     data_root, vit = demo_data

@@ -14,8 +14,8 @@ import mmseg_davpt  # noqa: F401  (registers the constructor)
 
 pytest.importorskip('mmpretrain')
 from mmpretrain.registry import MODELS  # noqa: E402
+from tests._helpers import ROOT  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs/demo/davpt_vit-tiny_cls-shapes-32x32.py')
 LR = 1e-2
 # Tensors unfrozen on top of the prompts, k/v biases and the head: the

@@ -5,9 +5,10 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 
-from tests.test_tools_cli import DAVPT, ROOT, data_options
+from tests._helpers import DAVPT, ROOT, data_options
 
 SETTINGS = ['train_cfg.max_iters=10', 'train_cfg.val_interval=10',
             'default_hooks.checkpoint.interval=3',
@@ -23,6 +24,7 @@ def train(config, work_dir, data, *extra):
         env={**__import__('os').environ, 'OMP_NUM_THREADS': '1'})
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_bit_identical(demo_data, tmp_path):
     straight = tmp_path / 'straight'
     proc = train(DAVPT, straight, demo_data)

@@ -9,27 +9,8 @@ import sys
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DAVPT = osp.join(ROOT, 'configs/demo/davpt_setr_vit-tiny_shapes-64x64.py')
-VPT = osp.join(ROOT, 'configs/demo/vpt_setr_vit-tiny_shapes-64x64.py')
-CLS_DEMO = osp.join(ROOT, 'configs/demo/davpt_vit-tiny_cls-shapes-32x32.py')
-
-
-def data_options(data_root, vit):
-    opts = [f'model.backbone.init_cfg.checkpoint={vit}']
-    for split in ('train', 'val', 'test'):
-        opts.append(f'{split}_dataloader.dataset.data_root={data_root}')
-    return opts
-
-
-def run_tool(*args, timeout=300):
-    env = dict(os.environ, OMP_NUM_THREADS='2')
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    return out
-
+from tests._helpers import (CLS_DEMO, DAVPT, ROOT, VPT, data_options,
+                            free_port, last_miou, run_tool, tool_env)
 
 def train(work_dir, data, max_iters, *extra, config=DAVPT):
     return run_tool(
@@ -41,12 +22,6 @@ def train(work_dir, data, max_iters, *extra, config=DAVPT):
         if config == DAVPT else 'randomness.seed=0')
 
 
-def last_miou(log):
-    found = re.findall(r'mIoU: ([0-9.]+)', log)
-    assert found, log[-3000:]
-    return float(found[-1])
-
-
 @pytest.fixture(scope='module')
 def davpt_run(demo_data, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('davpt')
@@ -54,6 +29,7 @@ def davpt_run(demo_data, tmp_path_factory):
     return work_dir, log
 
 
+@pytest.mark.slow
 def test_davpt_train_logs_metric_losses_and_miou(davpt_run):
     work_dir, log = davpt_run
     assert 'DA-VPT: collecting class features over 3 training batches' in log
@@ -80,6 +56,7 @@ def test_davpt_train_logs_metric_losses_and_miou(davpt_run):
     assert mapping[0] == -1 and set(mapping[1:].tolist()) <= {0, 1, 2}
 
 
+@pytest.mark.slow
 def test_resume_restores_mapping_and_continues(davpt_run, demo_data):
     work_dir, _ = davpt_run
     saved = torch.load(osp.join(work_dir, 'iter_6.pth'), weights_only=False)
@@ -99,6 +76,7 @@ def test_resume_restores_mapping_and_continues(davpt_run, demo_data):
                            resumed['state_dict']['backbone.prompts.3'])
 
 
+@pytest.mark.slow
 def test_test_tool_single_scale_tta_and_show_dir(davpt_run, demo_data):
     work_dir, _ = davpt_run
     ckpt = osp.join(work_dir, 'iter_6.pth')
@@ -113,12 +91,14 @@ def test_test_tool_single_scale_tta_and_show_dir(davpt_run, demo_data):
     assert len(pngs) == 6  # one painted prediction per val image
 
 
+@pytest.mark.slow
 def test_vpt_baseline_trains_without_metric_terms(demo_data, tmp_path):
     log = train(tmp_path, demo_data, 3, config=VPT)
     assert 'decode.loss_ce' in log and 'davpt.' not in log
     assert 'Optimizer gets' in log and 'frozen tensors' in log
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     proc = subprocess.run(
         [sys.executable, 'tools/test.py', DAVPT, str(tmp_path / 'none.pth')],
@@ -127,15 +107,10 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     assert 'no checkpoint at' in proc.stderr
 
 
+@pytest.mark.slow
 def test_two_process_cpu_dist_train_keeps_mappings_identical(demo_data,
                                                              tmp_path):
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, OMP_NUM_THREADS='1', PORT=str(port),
-               PATH=osp.dirname(sys.executable) + os.pathsep +
-               os.environ['PATH'])
+    env = tool_env(1, PORT=free_port())
     proc = subprocess.run(
         ['bash', 'tools/dist_train.sh', DAVPT, '2', '--work-dir',
          str(tmp_path), '--cfg-options', *data_options(*demo_data),
@@ -223,6 +198,7 @@ def test_test_tta_needs_tta_pipeline(tmp_path):
     assert plain.model.type == 'DAVPTEncoderDecoder'
 
 
+@pytest.mark.slow
 def test_empty_training_split_is_a_clear_error(tmp_path):
     empty = tmp_path / 'empty'
     for d in ('img_dir/train', 'ann_dir/train', 'img_dir/val',
@@ -238,6 +214,7 @@ def test_empty_training_split_is_a_clear_error(tmp_path):
     assert 'the training split is empty' in proc.stderr
 
 
+@pytest.mark.slow
 def test_train_log_has_one_init_line_not_one_per_parameter(davpt_run):
     """mmengine's ``init_weights`` dump (an entry per parameter, ~500 KB for
     a ViT-L) is replaced by one summary line in the run's log file."""
@@ -275,6 +252,7 @@ def run_test_tool(config, checkpoint, data, tmp_path, *options):
                '--cfg-options', *data_options(*data), *options])
 
 
+@pytest.mark.slow
 def test_test_tool_refuses_backbone_only_file(demo_data, tmp_path):
     from mmseg_davpt.apis import CheckpointMismatchError
     _, vit = demo_data
@@ -299,6 +277,7 @@ def test_test_tool_refuses_backbone_only_file(demo_data, tmp_path):
     assert not re.search(r'mIoU: [0-9.]+', proc.stdout + proc.stderr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('option, expected', [
     ('model.backbone.num_prompts=8',
      r'backbone\.prompts\.\{0-2\}: checkpoint \(4, 96\), model \(8, 96\)'),
@@ -317,6 +296,7 @@ def test_test_tool_refuses_changed_settings(davpt_run, demo_data, tmp_path,
     assert re.search(expected, str(err.value)), str(err.value)
 
 
+@pytest.mark.slow
 def test_test_tool_refuses_checkpoint_of_the_other_task(
         davpt_run, demo_data, cls_checkpoint, tmp_path):
     from mmseg_davpt.apis import CheckpointMismatchError
@@ -345,6 +325,7 @@ def resume(config, checkpoint, data, work_dir, *options):
                 '--cfg-options', *data_options(*data), *options])
 
 
+@pytest.mark.slow
 def test_resume_from_peft_file_is_a_clear_error(davpt_run, demo_data,
                                                 tmp_path):
     from tools.export_peft import main as export_peft
@@ -362,6 +343,7 @@ def test_resume_from_peft_file_is_a_clear_error(davpt_run, demo_data,
         resume(DAVPT, vit, demo_data, tmp_path / 'wd')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('option, expected', [
     ('model.backbone.num_prompts=8',
      r'different shapes .*backbone\.prompts\.\{0-2\}: checkpoint \(4, 96\), '

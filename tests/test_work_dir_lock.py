@@ -5,7 +5,9 @@ import os
 import subprocess
 import sys
 
-from tests.test_tools_cli import ROOT, VPT, data_options
+import pytest
+
+from tests._helpers import ROOT, VPT, data_options
 
 HOLD = ('import sys, time\n'
         'from mmseg_davpt.engine.work_dir_lock import WorkDirLock\n'
@@ -23,6 +25,7 @@ def train(work_dir, data):
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_second_run_in_a_work_dir_is_refused_until_the_holder_dies(
         demo_data, tmp_path):
     work_dir = tmp_path / 'run'
