@@ -188,3 +188,64 @@ def test_initial_pass_loader_is_built_by_the_runner_from_the_train_config():
     assert batches == again
     # the training config itself is untouched
     assert cfg.train_dataloader.sampler.type == 'InfiniteSampler'
+
+
+class CountingModel(FakeModel):
+    """``FakeModel`` that also takes the initial pass's batches."""
+
+    training = True
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def data_preprocessor(self, batch, training):
+        return dict(inputs=batch, data_samples=None)
+
+    def collect_class_features(self, inputs, data_samples):
+        self.batches.append(inputs.tolist())
+
+    def eval(self):
+        self.training = False
+
+    def train(self, mode=True):
+        self.training = mode
+
+
+@pytest.mark.parametrize('init_max_iters, batches', [(None, 4), (2, 2),
+                                                     (9, 4)])
+def test_initial_pass_stops_after_init_max_iters_batches(
+        tmp_path, init_max_iters, batches):
+    # 10 items in batches of 3: one epoch is 4 batches
+    model = CountingModel()
+    runner = fake_runner(tmp_path, model)
+    runner.cfg = Config(dict(train_dataloader=dict(
+        batch_size=3, num_workers=0, sampler=dict(type='InfiniteSampler'),
+        collate_fn=dict(type='default_collate'),
+        dataset=dict(type='RangeDataset', size=10))))
+    runner.seed = 0
+    runner.build_dataloader = Runner.build_dataloader
+    ClassPromptMappingHook(init_max_iters=init_max_iters).before_train(runner)
+    assert len(model.batches) == batches
+    assert model.calls == ['refresh'] and model.training
+    with open(osp.join(tmp_path, 'davpt_mapping_history.jsonl')) as f:
+        assert [json.loads(line)['what'] for line in f] == ['initial mapping']
+
+
+@pytest.mark.parametrize('refresh, calls', [
+    (True, ['reset', 0, 1, 'refresh', 'reset', 2, 3, 'refresh']),
+    (False, [0, 1, 2, 3]),
+])
+def test_refresh_off_keeps_the_initial_mapping_during_training(
+        tmp_path, refresh, calls):
+    model = FakeModel()
+    runner = fake_runner(tmp_path, model)
+    hook = ClassPromptMappingHook(interval=2, refresh=refresh)
+    for it in range(4):
+        runner.iter = it
+        hook.before_train_iter(runner, it)
+        model.calls.append(it)
+        hook.after_train_iter(runner, it)
+    assert model.calls == calls
+    history = osp.join(tmp_path, 'davpt_mapping_history.jsonl')
+    assert osp.isfile(history) == refresh

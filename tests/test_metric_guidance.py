@@ -109,12 +109,28 @@ def test_raw_feature_compares_unprojected_vectors():
 
 
 @pytest.mark.parametrize('loss_type', ['ProxyNCALoss', 'ProxyTripletLoss'])
-def test_table7_alternatives_plug_in_with_their_own_names(loss_type):
-    g = guidance(loss_prompt=dict(type=loss_type, loss_name='loss_p_alt'),
-                 loss_cls=dict(type=loss_type))
-    out = g.loss(make_taps((1, )), LABELS)
-    assert {'loss_p_alt', 'loss_cls'} <= set(out)
-    assert all(torch.isfinite(out[k]) for k in ('loss_p_alt', 'loss_cls'))
+def test_table7_alternatives_get_the_samples_proxies_and_names(loss_type):
+    # the alternative losses (each checked against its own reference in its
+    # test file) applied to the samples written out here
+    from mmseg.registry import MODELS
+    g = guidance(loss_prompt=dict(type=loss_type, loss_name='loss_p_alt',
+                                  loss_weight=0.5),
+                 loss_cls=dict(type=loss_type, loss_weight=2.))
+    taps = make_taps((1, ))
+    out = g.loss(taps, LABELS)
+    assert 'loss_prompt' not in out
+    tap = taps[1]
+    w = tap.w_q
+    proxies = tap.prompts[[0, 2]] @ w.T
+    reference = MODELS.build(dict(type=loss_type, loss_weight=1.))
+    exp_p = reference(
+        (tap.context[USE, 1 + N:] @ w.T).flatten(0, 1),
+        ROWS.repeat_interleave(4), proxies)
+    exp_cls = reference(tap.context[USE, 0] @ w.T, ROWS, proxies)
+    assert out['loss_p_alt'].item() == pytest.approx(0.5 * exp_p.item(),
+                                                     rel=1e-4)
+    assert out['loss_cls'].item() == pytest.approx(2. * exp_cls.item(),
+                                                   rel=1e-4)
 
 
 @pytest.mark.parametrize('old, new', [

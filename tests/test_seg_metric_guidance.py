@@ -9,7 +9,9 @@ from mmseg.utils import register_all_modules
 
 import mmseg_davpt  # noqa: F401
 from mmseg_davpt.models import SegMetricGuidance
+from mmseg_davpt.models.guidance import NO_PROMPT
 from tests._tiny import NUM_CLASSES, segmentor
+from tests.test_proxy_anchor_loss import loop_reference
 
 register_all_modules()
 
@@ -121,14 +123,60 @@ def test_segmentor_loss_has_both_terms_and_prompts_get_gradient():
         assert grad is not None and grad.abs().sum() > 0, layer
 
 
-@pytest.mark.parametrize('feature, pooling', [('raw', 'class_masked'),
-                                              ('query', 'image_mean')])
-def test_loss_options_run(feature, pooling):
-    model, inputs, samples, _ = initialised_model()
-    model.metric_guidance.feature = feature
-    model.metric_guidance.pooling = pooling
+def one_class_labels(b):
+    """Top half class ``1 + b``, bottom half background (class 0): one
+    target class per image, so no random draw."""
+    lab = torch.zeros(32, 32, dtype=torch.long)
+    lab[:16] = 1 + b
+    return lab
+
+
+@pytest.mark.parametrize('feature', ['query', 'raw'])
+@pytest.mark.parametrize('pooling', ['class_masked', 'image_mean'])
+def test_config_options_decide_the_metric_losses(feature, pooling):
+    # feature, pooling and every loss setting come from the config; the
+    # expectation recomputes both terms from the guided layer's tokens
+    torch.manual_seed(0)
+    cfg = segmentor()
+    cfg.metric_guidance.update(
+        feature=feature, pooling=pooling,
+        loss_prompt=dict(type='ProxyAnchorLoss', margin=0.2, alpha=16.,
+                         similarity_scale=2., loss_weight=0.5),
+        loss_cls=dict(type='ProxyAnchorLoss', margin=0.3, alpha=8.,
+                      loss_weight=3.))
+    model = MODELS.build(cfg)
+    model.init_weights()
+    inputs, samples = make_batch(model, one_class_labels)
+    model.collect_class_features(inputs, samples)
+    model.refresh_class_mapping()
     losses = model.loss(inputs, samples)
-    assert torch.isfinite(losses['davpt.loss_prompt'])
+
+    layer = model.backbone.num_layers - 1  # the tiny model's guided layer
+    _, taps = model.backbone.forward_with_taps(inputs)
+    context = taps[layer].context.detach()  # (2, 1 + 3 + 16, D)
+    w_q = model.backbone.layers[layer].attn.attn.in_proj_weight[:64].detach()
+
+    def space(v):
+        return v @ w_q.T if feature == 'query' else v
+
+    prompt_of = model.metric_guidance.mapping.class_to_prompt.tolist()
+    assigned = sorted({p for p in prompt_of if p != NO_PROMPT})
+    rows = torch.tensor([assigned.index(prompt_of[c]) for c in (1, 2)])
+    proxies = space(model.backbone.layer_prompts(layer).detach()[assigned])
+    patches = context[:, 4:]
+    if pooling == 'image_mean':  # one sample per image: all its patches
+        tokens, labels = patches.mean(1), rows
+    else:  # the class's patches: rows 0-1 of the 4x4 grid
+        tokens, labels = patches[:, :8].flatten(0, 1), \
+            rows.repeat_interleave(8)
+    exp_p = 0.5 * loop_reference(space(tokens), labels, proxies, 0.2, 16.,
+                                 scale=2.)
+    exp_cls = 3. * loop_reference(space(context[:, 0]), rows, proxies, 0.3,
+                                  8.)
+    assert losses['davpt.loss_prompt'].item() == pytest.approx(exp_p,
+                                                               rel=1e-4)
+    assert losses['davpt.loss_cls'].item() == pytest.approx(exp_cls,
+                                                            rel=1e-4)
 
 
 def test_batch_without_valid_class_gives_zero_metric_loss_not_nan():
