@@ -1,5 +1,6 @@
 """What many test files need: the repository root, the demo configs, the
 data overrides for them, free ports and running a tool as a user does."""
+import glob
 import os
 import os.path as osp
 import re
@@ -56,3 +57,52 @@ def last_miou(log):
     found = re.findall(r'mIoU: ([0-9.]+)', log)
     assert found, log[-3000:]
     return float(found[-1])
+
+
+def run_main(main, argv, work_dir):
+    """Run a tool's ``main(argv)`` in this process (no interpreter start-up,
+    no second import of torch and the registries) and return the text of
+    the log files the run wrote under ``work_dir`` (mmengine writes
+    ``work_dir/<timestamp>/<timestamp>.log``)."""
+    from mmengine.visualization import Visualizer
+    # mmengine keeps visualizers by name for the process; a run must not
+    # reuse the previous run's (it would write into that run's folder)
+    stack = [Visualizer]
+    while stack:
+        cls = stack.pop()
+        cls._instance_dict.clear()
+        stack.extend(cls.__subclasses__())
+    pattern = osp.join(str(work_dir), '*', '*.log')
+    before = set(glob.glob(pattern))
+    main([str(a) for a in argv])
+    new = sorted(set(glob.glob(pattern)) - before)
+    assert new, f'no log file written under {work_dir}'
+    text = ''
+    for path in new:
+        with open(path) as f:
+            text += f.read()
+    return text
+
+
+def run_ranks(worker, world_size=2, timeout=120):
+    """Spawn ``world_size`` processes running ``worker(rank, world_size,
+    port, queue)`` (a gloo process group on a free port); each puts
+    ``(rank, *results)`` on the queue. Returns ``{rank: results}`` once all
+    exited with status 0."""
+    import torch.multiprocessing as mp
+    port = free_port()
+    ctx = mp.get_context('spawn')
+    queue = ctx.Queue()
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    procs = [ctx.Process(target=worker, args=(r, world_size, port, queue))
+             for r in range(world_size)]
+    for p in procs:
+        p.start()
+    results = {}
+    for _ in procs:
+        rank, *rest = queue.get(timeout=timeout)
+        results[rank] = rest
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return results

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_peft import DAVPT, make_checkpoints
+from tests.test_peft.test_peft import DAVPT, make_checkpoints
 
 
 @pytest.fixture(scope='module')

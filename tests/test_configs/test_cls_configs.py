@@ -7,7 +7,6 @@ import json
 import os.path as osp
 import re
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -19,9 +18,12 @@ from mmpretrain.registry import DATASETS  # noqa: E402
 from mmseg_davpt.datasets import generate_cls_folders  # noqa: E402
 from mmseg_davpt.datasets.fgvc import FGVC_TASKS  # noqa: E402
 from mmseg_davpt.datasets.vtab1k import VTAB_TASKS  # noqa: E402
+from tests._helpers import ROOT, free_port, run_main, tool_env  # noqa
 from tools.count_params import build_model, count_params, summarise  # noqa
 from tools.generate_cls_configs import main as generate_main  # noqa: E402
-from tests._helpers import ROOT, free_port, tool_env  # noqa: E402
+from tools.export_peft import main as export_peft  # noqa: E402
+from tools.test import main as evaluate  # noqa: E402
+from tools.train import main as train_main  # noqa: E402
 
 CLS_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/cls/*/*.py')))
 # ViT-B/16 configs; the DINOv2 ViT-B/14 ones (same folders) are checked in
@@ -163,8 +165,8 @@ def demo_cls(tmp_path_factory, demo_data):
 def test_train_and_test_tools_report_top1(demo_cls):
     root, opts = demo_cls
     work = str(root / 'train')
-    log = run([sys.executable, 'tools/train.py', DEMO, '--work-dir', work,
-               '--cfg-options', *opts])
+    log = run_main(train_main, [DEMO, '--work-dir', work, '--cfg-options',
+                                *opts], work)
     assert 'DA-VPT: initial mapping (iter 0)' in log
     # one refresh per epoch (48 images / 16 per batch = 3 iterations)
     assert 'DA-VPT: mapping refreshed (iter 3)' in log
@@ -188,8 +190,9 @@ def test_train_and_test_tools_report_top1(demo_cls):
     assert mapping.shape == (6, ) and (mapping >= 0).all()
 
     out = osp.join(str(root), 'preds.pkl')
-    log = run([sys.executable, 'tools/test.py', DEMO, ckpt, '--work-dir',
-               str(root / 'test'), '--out', out, '--cfg-options', *opts])
+    log = run_main(evaluate, [DEMO, ckpt, '--work-dir', root / 'test',
+                               '--out', out, '--cfg-options', *opts],
+                   root / 'test')
     # the test tool evaluates the same model on the same split
     assert float(re.findall(r'accuracy/top1: ([0-9.]+)', log)[-1]) == \
         top1[0]
@@ -199,11 +202,10 @@ def test_train_and_test_tools_report_top1(demo_cls):
 
     # PEFT export (prompts, head, mapping) and evaluation from it
     peft = osp.join(str(root), 'peft.pth')
-    run([sys.executable, 'tools/export_peft.py', DEMO, ckpt, peft,
-         '--cfg-options', *opts])
+    export_peft([DEMO, ckpt, peft, '--cfg-options', *opts])
     assert osp.getsize(peft) < osp.getsize(ckpt) / 2
-    log = run([sys.executable, 'tools/test.py', DEMO, peft, '--work-dir',
-               str(root / 'test_peft'), '--cfg-options', *opts])
+    log = run_main(evaluate, [DEMO, peft, '--work-dir', root / 'test_peft',
+                               '--cfg-options', *opts], root / 'test_peft')
     assert float(re.findall(r'accuracy/top1: ([0-9.]+)', log)[-1]) == \
         top1[0]
 

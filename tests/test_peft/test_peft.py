@@ -6,11 +6,8 @@ and the class -> prompt mapping moved as training moves them), which is
 what a PEFT file has to carry; ``helpers`` here are reused by
 test_inference.py and test_prompt_attention.py.
 """
-import os
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -18,10 +15,8 @@ import torch
 from mmseg_davpt.peft import (base_fingerprint, is_peft_checkpoint,
                               is_peft_file, load_peft, peft_state_dict,
                               save_peft)
-from tests._helpers import ROOT
-
-DAVPT = osp.join(ROOT, 'configs/demo/davpt_setr_vit-tiny_shapes-64x64.py')
-VPT = osp.join(ROOT, 'configs/demo/vpt_setr_vit-tiny_shapes-64x64.py')
+from tests._helpers import DAVPT, VPT, run_main
+from tools.test import main as evaluate
 
 
 # ------------------------------------------------------------------ helpers
@@ -298,18 +293,9 @@ def test_test_tool_on_peft_equals_full(ckpts, demo_data, tmp_path):
         f'{s}_dataloader.dataset.data_root={data_root}'
         for s in ('train', 'val', 'test')
     ]
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    # both runs at once: two cores, half the wall time
-    procs = [
-        subprocess.Popen(
-            [sys.executable, 'tools/test.py', DAVPT, ckpt, '--work-dir',
-             str(tmp_path / name), *opts], cwd=ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for name, ckpt in (('full', full), ('peft', peft))
-    ]
-    logs = [p.communicate(timeout=240)[0] for p in procs]
-    for proc, log in zip(procs, logs):
-        assert proc.returncode == 0, log[-4000:]
+    logs = [run_main(evaluate, [DAVPT, ckpt, '--work-dir', tmp_path / name,
+                                 *opts], tmp_path / name)
+            for name, ckpt in (('full', full), ('peft', peft))]
     assert 'Loaded PEFT checkpoint' in logs[1]
     assert 'Loaded PEFT checkpoint' not in logs[0]
     metrics = [re.findall(r'aAcc: ([0-9.]+)\s+mIoU: ([0-9.]+)\s+'

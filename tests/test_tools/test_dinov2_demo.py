@@ -8,8 +8,9 @@ import re
 import pytest
 import torch
 
-from tests._helpers import ROOT, last_miou, run_tool
+from tests._helpers import ROOT, last_miou, run_main
 from tools.make_demo_vit import main as make_demo_vit
+from tools.train import main as train_main
 
 CONFIG = osp.join(ROOT,
                   'configs/demo/davpt_setr_dinov2-tiny-reg2_shapes-64x64.py')
@@ -25,11 +26,12 @@ def test_dinov2_demo_trains_refreshes_mapping_and_evaluates(demo_data,
     opts = [f'model.backbone.init_cfg.checkpoint={vit}']
     opts += [f'{s}_dataloader.dataset.data_root={data_root}'
              for s in ('train', 'val', 'test')]
-    log = run_tool(
-        'tools/train.py', CONFIG, '--work-dir', str(work_dir),
-        '--cfg-options', *opts, 'train_cfg.max_iters=6',
-        'train_cfg.val_interval=6', 'default_hooks.checkpoint.interval=6',
-        'default_hooks.logger.interval=2', 'custom_hooks.0.interval=4')
+    log = run_main(train_main, [
+        CONFIG, '--work-dir', work_dir, '--cfg-options', *opts,
+        'train_cfg.max_iters=6', 'train_cfg.val_interval=6',
+        'default_hooks.checkpoint.interval=6',
+        'default_hooks.logger.interval=2', 'custom_hooks.0.interval=4'],
+        work_dir)
     assert 'Loaded dinov2-layout ViT weights' in log
     assert "dropped pretraining-only keys ['mask_token']" in log
     assert 'DA-VPT: initial mapping (iter 0)' in log

@@ -1,5 +1,7 @@
 """tools/train.py and tools/test.py end to end on the demo configs (tiny
-ViT, generated data), through subprocesses exactly as a user runs them."""
+ViT, generated data): trainings and evaluations call each tool's
+``main(argv)`` and read the log it writes; a subprocess where the command
+line itself is checked (exit status, launch script)."""
 import os
 import os.path as osp
 import re
@@ -10,16 +12,19 @@ import pytest
 import torch
 
 from tests._helpers import (CLS_DEMO, DAVPT, ROOT, VPT, data_options,
-                            free_port, last_miou, run_tool, tool_env)
+                            free_port, last_miou, run_main, tool_env)
+from tools.test import main as evaluate
+from tools.train import main as train_main
+
 
 def train(work_dir, data, max_iters, *extra, config=DAVPT):
-    return run_tool(
-        'tools/train.py', config, '--work-dir', str(work_dir), *extra,
+    return run_main(train_main, [
+        config, '--work-dir', work_dir, *extra,
         '--cfg-options', *data_options(*data),
         f'train_cfg.max_iters={max_iters}',
         'train_cfg.val_interval=6', 'default_hooks.checkpoint.interval=3',
         'default_hooks.logger.interval=2', 'custom_hooks.0.interval=4'
-        if config == DAVPT else 'randomness.seed=0')
+        if config == DAVPT else 'randomness.seed=0'], work_dir)
 
 
 @pytest.fixture(scope='module')
@@ -41,7 +46,8 @@ def test_davpt_train_logs_metric_losses_and_miou(davpt_run):
     for prompt, cls in losses:
         assert torch.isfinite(torch.tensor([float(prompt), float(cls)])).all()
     assert 'decode.loss_ce' in log
-    assert 0. <= last_miou(log) <= 100.
+    # the seeded demo run gives 11.90 after 6 iterations
+    assert last_miou(log) >= 10.
     assert 'DA-VPT: prompt -> classes: 0: ' in log
     import json
     with open(osp.join(work_dir, 'davpt_mapping_history.jsonl')) as f:
@@ -65,6 +71,8 @@ def test_resume_restores_mapping_and_continues(davpt_run, demo_data):
     assert 'class -> prompt mapping restored from the checkpoint' in log
     assert 'collecting class features' not in log
     assert re.search(r'Iter\(train\) \[8/9\]', log)
+    # 17.25 after 9 iterations (11.90 after 6): training went on
+    assert last_miou(log) >= 15.
     assert not re.search(r'Iter\(train\) \[2/9\]', log)
     resumed = torch.load(osp.join(work_dir, 'iter_9.pth'), weights_only=False)
     assert resumed['meta']['iter'] == 9
@@ -78,14 +86,17 @@ def test_resume_restores_mapping_and_continues(davpt_run, demo_data):
 
 @pytest.mark.slow
 def test_test_tool_single_scale_tta_and_show_dir(davpt_run, demo_data):
-    work_dir, _ = davpt_run
+    work_dir, train_log = davpt_run
     ckpt = osp.join(work_dir, 'iter_6.pth')
     opts = ['--cfg-options', *data_options(*demo_data)]
-    ss = run_tool('tools/test.py', DAVPT, ckpt, '--work-dir',
-                  str(work_dir / 'ss'), '--show-dir', 'vis', *opts)
-    ms = run_tool('tools/test.py', DAVPT, ckpt, '--work-dir',
-                  str(work_dir / 'ms'), '--tta', *opts)
-    assert 0. <= last_miou(ss) <= 100. and 0. <= last_miou(ms) <= 100.
+    ss = run_main(evaluate, [DAVPT, ckpt, '--work-dir', work_dir / 'ss',
+                              '--show-dir', 'vis', *opts], work_dir / 'ss')
+    ms = run_main(evaluate, [DAVPT, ckpt, '--work-dir', work_dir / 'ms',
+                              '--tta', *opts], work_dir / 'ms')
+    # single scale: the training's own validation of the same checkpoint;
+    # TTA: 13.73 on the seeded demo run
+    assert last_miou(ss) == last_miou(train_log)
+    assert last_miou(ms) >= 12.
     pngs = [f for _, _, files in os.walk(work_dir / 'ss') for f in files
             if f.endswith('.png')]
     assert len(pngs) == 6  # one painted prediction per val image
@@ -98,13 +109,9 @@ def test_vpt_baseline_trains_without_metric_terms(demo_data, tmp_path):
     assert 'Optimizer gets' in log and 'frozen tensors' in log
 
 
-@pytest.mark.slow
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, 'tools/test.py', DAVPT, str(tmp_path / 'none.pth')],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
-    assert 'no checkpoint at' in proc.stderr
+    with pytest.raises(FileNotFoundError, match='no checkpoint at'):
+        evaluate([DAVPT, str(tmp_path / 'none.pth')])
 
 
 @pytest.mark.slow
@@ -204,14 +211,10 @@ def test_empty_training_split_is_a_clear_error(tmp_path):
     for d in ('img_dir/train', 'ann_dir/train', 'img_dir/val',
               'ann_dir/val'):
         (empty / d).mkdir(parents=True)
-    proc = subprocess.run(
-        [sys.executable, 'tools/train.py', VPT, '--work-dir',
-         str(tmp_path / 'wd'), '--cfg-options',
-         f'train_dataloader.dataset.data_root={empty}',
-         'model.backbone.init_cfg=None'],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
-    assert 'the training split is empty' in proc.stderr
+    with pytest.raises(SystemExit, match='the training split is empty'):
+        train_main([VPT, '--work-dir', str(tmp_path / 'wd'), '--cfg-options',
+                    f'train_dataloader.dataset.data_root={empty}',
+                    'model.backbone.init_cfg=None'])
 
 
 @pytest.mark.slow

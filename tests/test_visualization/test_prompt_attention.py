@@ -8,9 +8,9 @@ import torch
 
 from mmseg_davpt.visualization import (default_layers, prompt_attention_maps,
                                        prompt_class_names, token_labels)
-from tests.test_peft import (DAVPT, build_demo_model, demo_image,
-                             make_checkpoints, model_input,
-                             simulate_training)
+from tests.test_peft.test_peft import (DAVPT, build_demo_model,
+                                       demo_image, make_checkpoints,
+                                       model_input, simulate_training)
 
 
 @pytest.fixture(scope='module')

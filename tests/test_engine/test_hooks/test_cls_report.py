@@ -20,8 +20,10 @@ from mmseg_davpt.engine.hooks.cls_report_hook import \
     ClsReportHook  # noqa: E402
 from mmseg_davpt.utils.cls_report import (format_report,  # noqa: E402
                                           summarise_epochs)
+from tests._helpers import ROOT, run_main  # noqa: E402
 from tools import run_seeds  # noqa: E402
-from tests._helpers import ROOT, run_tool  # noqa: E402
+from tools.test import main as evaluate  # noqa: E402
+from tools.train import main as train_main  # noqa: E402
 
 DEMO = osp.join(ROOT, 'configs/demo/davpt_vit-tiny_cls-shapes-32x32.py')
 EPOCHS = 3
@@ -103,8 +105,12 @@ def test_unknown_metric_key_is_a_clear_error():
 
 
 # ------------------------------------------------------------ tiny runs
-def run(args, timeout=600):
-    return run_tool(*args, timeout=timeout)
+def run(args):
+    """``python tools/<train|test>.py ...`` as ``main(argv)`` in this
+    process; returns the log the run wrote to its ``--work-dir``."""
+    tool, *argv = args
+    main = {'tools/train.py': train_main, 'tools/test.py': evaluate}[tool]
+    return run_main(main, argv, argv[argv.index('--work-dir') + 1])
 
 
 @pytest.fixture(scope='module')

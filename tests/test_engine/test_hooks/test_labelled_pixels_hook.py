@@ -1,8 +1,5 @@
 """LabelledPixelsHook: a training set with no labelled pixel (all ignore
 index) is warned about once, naming the dataset; labelled data is not."""
-import os
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,8 +9,10 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from mmseg_davpt.engine import LabelledPixelsHook
-from tests.test_check_seg_annotation import write_pair
-from tests._helpers import ROOT, VPT
+from tests._helpers import VPT, run_main
+from tests.test_datasets.test_transforms.test_check_seg_annotation import \
+    write_pair
+from tools.train import main as train_main
 
 WARNING = 'No labelled pixel in the first'
 
@@ -29,16 +28,11 @@ def test_all_ignore_training_set_is_warned_about_once(demo_data, tmp_path):
     for split in ('train', 'val', 'test'):
         opts += [f'{split}_dataloader.dataset.data_root={root}',
                  f'{split}_dataloader.dataset.reduce_zero_label=True']
-    proc = subprocess.run(
-        [sys.executable, 'tools/train.py', VPT, '--work-dir',
-         str(tmp_path / 'run'), '--cfg-options', *opts,
-         'train_dataloader.batch_size=2', 'train_cfg.max_iters=4',
-         'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=4',
-         'default_hooks.labelled_pixels.check_iters=2'],
-        cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS='1'),
-        capture_output=True, text=True, timeout=300)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
+    log = run_main(train_main, [
+        VPT, '--work-dir', tmp_path / 'run', '--cfg-options', *opts,
+        'train_dataloader.batch_size=2', 'train_cfg.max_iters=4',
+        'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=4',
+        'default_hooks.labelled_pixels.check_iters=2'], tmp_path / 'run')
     assert log.count(WARNING) == 1
     assert ('No labelled pixel in the first 2 training iterations (4 images):'
             ' every label is the ignore index 255') in log

@@ -1,14 +1,11 @@
 """k-means class -> prompt mapping: refresh behaviour and rank agreement."""
-import os
-
 import pytest
 import torch
 import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 
 from mmseg_davpt.models import ClassPromptMapping
 from mmseg_davpt.models.guidance import NO_CLASS, NO_PROMPT
-from tests._helpers import free_port
+from tests._helpers import run_ranks
 
 
 def clustered_features(groups, dim=8, per_class=5, noise=0.01, seed=0):
@@ -243,22 +240,9 @@ def _rank_worker(rank, world, port, queue):
 
 @pytest.mark.slow
 def test_two_process_gloo_mappings_identical_on_both_ranks():
-    port = free_port()
-    ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    os.environ.setdefault('OMP_NUM_THREADS', '1')
-    procs = [ctx.Process(target=_rank_worker, args=(r, 2, port, queue))
-             for r in range(2)]
-    for p in procs:
-        p.start()
-    results = {}
-    for _ in procs:
-        rank, history = queue.get(timeout=120)
-        results[rank] = [(mapping, torch.tensor(centroids), stats)
-                         for mapping, centroids, stats in history]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = {rank: [(mapping, torch.tensor(centroids), stats)
+                      for mapping, centroids, stats in history]
+               for rank, (history, ) in run_ranks(_rank_worker).items()}
     for (map0, cen0, st0), (map1, cen1, st1) in zip(results[0], results[1]):
         assert map0 == map1
         assert torch.equal(cen0, cen1)

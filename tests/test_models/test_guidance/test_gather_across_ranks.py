@@ -3,10 +3,9 @@ the single-process loss and gradients over the global batch."""
 import pytest
 import torch
 import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 
 from mmseg_davpt.models import SegMetricGuidance, proxy_anchor_loss
-from tests._helpers import free_port
+from tests._helpers import run_ranks
 
 
 def problem(seed=0):
@@ -54,21 +53,9 @@ def _worker(rank, world, port, queue):
 
 @pytest.mark.slow
 def test_gathered_loss_and_gradients_equal_single_process():
-    port = free_port()
-    ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, 2, port, queue))
-             for r in range(2)]
-    for p in procs:
-        p.start()
-    results = {}
-    for _ in procs:
-        rank, r_loss, r_w, r_p, num_samples = queue.get(timeout=120)
-        results[rank] = (r_loss, torch.tensor(r_w), torch.tensor(r_p),
-                         num_samples)
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = {rank: (r_loss, torch.tensor(r_w), torch.tensor(r_p), count)
+               for rank, (r_loss, r_w, r_p, count)
+               in run_ranks(_worker).items()}
     loss, w_grad, p_grad = single_process()
     for rank in (0, 1):
         r_loss, r_w, r_p, num_samples = results[rank]

@@ -7,7 +7,8 @@ import torch
 import mmseg_davpt  # noqa: F401
 from mmseg_davpt.models.backbones.layer_taps import LayerTaps
 from mmseg_davpt.models.guidance import NO_PROMPT, ClsMetricGuidance
-from tests.test_proxy_anchor_loss import loop_reference
+from tests.test_models.test_losses.test_proxy_anchor_loss import \
+    loop_reference
 
 D, N, GRID = 8, 3, (2, 2)
 

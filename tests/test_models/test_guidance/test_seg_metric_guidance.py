@@ -11,7 +11,8 @@ import mmseg_davpt  # noqa: F401
 from mmseg_davpt.models import SegMetricGuidance
 from mmseg_davpt.models.guidance import NO_PROMPT
 from tests._tiny import NUM_CLASSES, segmentor
-from tests.test_proxy_anchor_loss import loop_reference
+from tests.test_models.test_losses.test_proxy_anchor_loss import \
+    loop_reference
 
 register_all_modules()
 
