@@ -173,7 +173,8 @@ def test_train_and_test_tools_report_top1(demo_cls):
     assert 'DA-VPT: mapping refreshed (iter 6)' in log
     assert re.search(r'davpt\.loss_prompt: [0-9.]+', log)
     top1 = [float(v) for v in re.findall(r'accuracy/top1: ([0-9.]+)', log)]
-    assert len(top1) == 1 and 0. <= top1[0] <= 100.
+    # 29.17 on the seeded demo run (6 classes: chance is 16.67)
+    assert len(top1) == 1 and top1[0] >= 25.
     # the demo is VTAB-1k's final protocol (validate on test): the report
     # gives (a) and (c) and says why (b) is not available
     with open(osp.join(work, 'davpt_report.json')) as f:

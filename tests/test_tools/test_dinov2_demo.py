@@ -43,7 +43,7 @@ def test_dinov2_demo_trains_refreshes_mapping_and_evaluates(demo_data,
         assert torch.isfinite(torch.tensor([float(prompt), float(cls)])).all()
     with open(work_dir / 'davpt_mapping_history.jsonl') as f:
         assert [json.loads(line)['iter'] for line in f] == [0, 3]
-    assert 0.0 <= last_miou(log) <= 100.0
+    assert last_miou(log) >= 14.  # 16.58 on the seeded demo run
     state = torch.load(work_dir / 'iter_6.pth', map_location='cpu',
                        weights_only=False)['state_dict']
     assert state['backbone.register_tokens'].shape == (1, 2, 96)

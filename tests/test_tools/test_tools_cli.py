@@ -129,7 +129,8 @@ def test_two_process_cpu_dist_train_keeps_mappings_identical(demo_data,
     # initial mapping + refreshes at iterations 3 and 6, each checked by an
     # all_gather of the mapping over both ranks
     assert log.count('identical on all 2 ranks') == 3
-    assert 'davpt.loss_prompt' in log and last_miou(log) >= 0.
+    # 12.46 on the seeded 2-rank demo run
+    assert 'davpt.loss_prompt' in log and last_miou(log) >= 10.
 
 
 # Argument handling, in-process (no training): what each flag does to the
