@@ -64,6 +64,7 @@ def run_main(main, argv, work_dir):
     no second import of torch and the registries) and return the text of
     the log files the run wrote under ``work_dir`` (mmengine writes
     ``work_dir/<timestamp>/<timestamp>.log``)."""
+    from mmengine.registry import DefaultScope
     from mmengine.visualization import Visualizer
     # mmengine keeps visualizers by name for the process; a run must not
     # reuse the previous run's (it would write into that run's folder)
@@ -74,7 +75,14 @@ def run_main(main, argv, work_dir):
         stack.extend(cls.__subclasses__())
     pattern = osp.join(str(work_dir), '*', '*.log')
     before = set(glob.glob(pattern))
-    main([str(a) for a in argv])
+    # the runner sets its config's default scope (mmseg or mmpretrain);
+    # the tests after this run build from the scope they had before it
+    scopes = DefaultScope._instance_dict.copy()
+    try:
+        main([str(a) for a in argv])
+    finally:
+        DefaultScope._instance_dict.clear()
+        DefaultScope._instance_dict.update(scopes)
     new = sorted(set(glob.glob(pattern)) - before)
     assert new, f'no log file written under {work_dir}'
     text = ''
