@@ -1,8 +1,8 @@
 """Test-only hooks that interrupt a checkpoint save from inside it
-(tests/test_atomic_checkpoint.py). Both act in ``before_save_checkpoint``,
-which runs inside ``Runner.save_checkpoint``: after mmengine's
-``CheckpointHook`` has removed the outdated checkpoint, before any byte of
-the new one is written."""
+(tests/test_engine/test_hooks/test_atomic_checkpoint.py). Both act in
+``before_save_checkpoint``, which runs inside ``Runner.save_checkpoint``:
+after mmengine's ``CheckpointHook`` has removed the outdated checkpoint,
+before any byte of the new one is written."""
 import errno
 import time
 

@@ -1,14 +1,13 @@
 """Session fixtures: the generated demo dataset and converted demo ViT."""
 import os
-import os.path as osp
 
 import pytest
 
 from mmseg_davpt.datasets import generate_demo_shapes
+from tests._helpers import ROOT
 from tools.convert_vit_checkpoint import main as convert_vit
 from tools.make_demo_vit import main as make_demo_vit
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Tools started as subprocesses (``python tools/train.py``) import test-only
 # hooks from ``tests/`` through ``custom_imports``; pytest's ``pythonpath``
 # setting reaches this process only, so the repository root goes into the
