@@ -25,7 +25,7 @@ from mmseg_davpt.utils.model import build_model
 
 from ._tiny import segmentor
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests._helpers import ROOT
 DAVPT = osp.join(ROOT, 'configs/demo/davpt_setr_vit-tiny_shapes-64x64.py')
 VPT = osp.join(ROOT, 'configs/demo/vpt_setr_vit-tiny_shapes-64x64.py')
 CLASSES = ('a', 'b', 'c', 'd', 'e')

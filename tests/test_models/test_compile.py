@@ -9,7 +9,7 @@ import copy
 import pytest
 import torch
 
-from tests.test_tools_cli import data_options
+from tests._helpers import data_options
 
 torch_dynamo = pytest.importorskip('torch._dynamo')
 
@@ -36,7 +36,7 @@ def train_demo(demo_data, tmp_path, compile_cfg, iters=5):
     from mmengine.runner import Runner
 
     from mmseg_davpt.utils.config import load_config
-    from tests.test_peft import DAVPT
+    from tests._helpers import DAVPT
     opts = [o.split('=', 1) for o in data_options(*demo_data)]
     cfg = load_config(DAVPT, dict(opts))
     cfg.merge_from_dict({
@@ -87,7 +87,7 @@ def test_compiled_classifier_step_and_segmentor_prediction():
 
     from mmengine.registry import init_default_scope
 
-    from tests.test_cls_model import mapped_model
+    from tests.test_models.test_classifiers.test_cls_model import mapped_model
     init_default_scope('mmpretrain')  # conftest restores the scope
     model, x, y = mapped_model(num_classes=3, num_guided_prompts=2)
     state = copy.deepcopy(model.state_dict())

@@ -27,7 +27,7 @@ from tools import run_seeds
 
 from ._tiny import segmentor
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests._helpers import ROOT
 VPT = osp.join(ROOT, 'configs/demo/vpt_setr_vit-tiny_shapes-64x64.py')
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_tools_cli import run_tool
+from tests._helpers import run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests._helpers import ROOT
 CONFIG = osp.join(ROOT, 'configs/demo/davpt_setr_vit-tiny_custom-folder.py')
 CLASSES = ['disc', 'square', 'triangle', 'ring']
 PALETTE = [0, 0, 0, 220, 20, 60, 0, 128, 255, 255, 200, 0, 60, 180, 75]

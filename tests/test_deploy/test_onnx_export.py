@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_peft import DAVPT, ROOT, make_checkpoints
+from tests._helpers import DAVPT, ROOT
+from tests.test_peft.test_peft import make_checkpoints
 
 pytest.importorskip('onnxruntime')
 pytest.importorskip('onnxscript')

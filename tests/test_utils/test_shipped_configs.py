@@ -12,7 +12,7 @@ from mmseg_davpt.utils.cls_recipes import read_recipes
 from mmseg_davpt.utils.config import load_config
 from mmseg_davpt.utils.shipped_configs import configs_root, find_config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests._helpers import ROOT
 
 
 def test_configs_paths_resolve_from_any_directory(tmp_path, monkeypatch):

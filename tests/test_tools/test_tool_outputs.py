@@ -12,7 +12,7 @@ from mmseg_davpt.utils.output_guard import (OutputPathError,
                                             check_output_file,
                                             check_output_folder, same_file)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests._helpers import ROOT
 DAVPT = osp.join(ROOT, 'configs/demo/davpt_setr_vit-tiny_shapes-64x64.py')
 CLS = osp.join(ROOT, 'configs/demo/davpt_vit-tiny_cls-shapes-32x32.py')
 
