@@ -25,7 +25,7 @@ from mmseg_davpt.utils.cls_report import format_report, summarise_epochs
 from mmseg_davpt.utils.model import build_model
 from tools import run_seeds
 
-from ._tiny import segmentor
+from tests._tiny import segmentor
 
 from tests._helpers import ROOT
 VPT = osp.join(ROOT, 'configs/demo/vpt_setr_vit-tiny_shapes-64x64.py')

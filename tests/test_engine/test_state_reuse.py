@@ -23,7 +23,7 @@ from mmseg_davpt.models.guidance.class_prompt_mapping import \
 from mmseg_davpt.models.guidance.class_statistics import CacheMismatchError
 from mmseg_davpt.utils.model import build_model
 
-from ._tiny import segmentor
+from tests._tiny import segmentor
 
 from tests._helpers import ROOT
 DAVPT = osp.join(ROOT, 'configs/demo/davpt_setr_vit-tiny_shapes-64x64.py')

@@ -179,7 +179,7 @@ def test_table7_alternatives_get_the_samples_proxies_and_names(loss_type):
     out = g.loss(taps, LABELS)
     assert 'loss_prompt' not in out
     tap = taps[1]
-    w = tap.w_q
+    w = tap.query_weight
     proxies = tap.prompts[[0, 2]] @ w.T
     reference = MODELS.build(dict(type=loss_type, loss_weight=1.))
     exp_p = reference(
