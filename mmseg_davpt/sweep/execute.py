@@ -61,13 +61,26 @@ def _freeze_long_lived_objects() -> None:
         _FROZEN.append(True)
 
 
+# mmengine's own default hooks: set to None, they are switched off; any other
+# name set to None fails mmengine's check, so it is removed here instead.
+MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
+                          'param_scheduler', 'checkpoint')
+
+
+def _drop_hook(name: str, hook) -> bool:
+    if hook is None:
+        return name not in MMENGINE_DEFAULT_HOOKS
+    return isinstance(hook, dict) and hook.get('type') == 'ClsReportHook'
+
+
 def prepare_config(cfg, run_dir: str):
     """Settings every sweep run gets: its folder as work dir, a unique
     experiment name (mmengine names loggers and message hubs by it; a
     timestamp alone repeats within a second), no validation during
     training (the sweep scores the finished run once), no
     ``ClsReportHook`` (it would also score the test split at every
-    validation), and the config text the runner logs and dumps left
+    validation; default hooks set to None are switched off), and the
+    config text the runner logs and dumps left
     unformatted (yapf takes ~0.5 s each of the six times a run prints it).
     """
     object.__setattr__(cfg, '_format_python_code', False)
@@ -76,8 +89,7 @@ def prepare_config(cfg, run_dir: str):
     cfg.pop('sweep', None)
     cfg.train_cfg.val_begin = 2**62
     hooks = cfg.get('default_hooks') or {}
-    for name in [n for n, h in hooks.items()
-                 if isinstance(h, dict) and h.get('type') == 'ClsReportHook']:
+    for name in [n for n, h in hooks.items() if _drop_hook(n, h)]:
         hooks.pop(name)
     if cfg.get('custom_hooks'):
         cfg.custom_hooks = [h for h in cfg.custom_hooks
