@@ -25,12 +25,13 @@ Usage::
 """
 import argparse
 import json
-import math
 import os.path as osp
 import shlex
 import subprocess
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List
+
+from mmseg_davpt.sweep.stats import mean_std
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPORT = 'davpt_report.json'
@@ -76,17 +77,6 @@ def load_reports(work_dir: str, seeds: List[int]) -> Dict[int, dict]:
                 f'{reports[seed].get("trained_epochs")}); resume it with '
                 f'tools/train.py --resume')
     return reports
-
-
-def mean_std(values: List[float]) -> Dict[str, Optional[float]]:
-    """Mean and sample std (ddof=1; ``None`` for fewer than 2 values)."""
-    n = len(values)
-    if n == 0:
-        return dict(n=0, mean=None, std=None)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean)**2 for v in values) / (n - 1)) \
-        if n > 1 else None
-    return dict(n=n, mean=mean, std=std)
 
 
 def aggregate(reports: Dict[int, dict]) -> Dict[str, dict]:

@@ -2,7 +2,9 @@
 leaving no global state behind for the next run."""
 import contextlib
 import gc
+import os
 import os.path as osp
+import sys
 import time
 from typing import Callable, Dict, Iterator, Optional
 
@@ -23,6 +25,32 @@ def _manager_classes():
 
 
 @contextlib.contextmanager
+def console_to(log_file: str) -> Iterator[None]:
+    """Send everything written to stdout / stderr to ``log_file``: Python's
+    ``sys.stdout`` / ``sys.stderr`` and the process's file descriptors 1
+    and 2 (mmengine's progress bars hold the original ``sys.stdout``)."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log_file, 'a') as out:
+        try:
+            os.dup2(out.fileno(), 1)
+            os.dup2(out.fileno(), 2)
+            with contextlib.redirect_stdout(out), \
+                    contextlib.redirect_stderr(out):
+                yield
+        finally:
+            for stream in (sys.__stdout__, sys.__stderr__):
+                if stream is not None:
+                    stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+@contextlib.contextmanager
 def isolated_run(log_file: str) -> Iterator[None]:
     """Run a Runner without leaking into the next one: the global instance
     tables of mmengine (logger, message hub, visualizer, default scope) are
@@ -32,8 +60,7 @@ def isolated_run(log_file: str) -> Iterator[None]:
     saved = {cls: cls._instance_dict.copy() for cls in _manager_classes()
              if '_instance_dict' in vars(cls)}
     try:
-        with open(log_file, 'a') as out, contextlib.redirect_stdout(out), \
-                contextlib.redirect_stderr(out):
+        with console_to(log_file):
             yield
     finally:
         for logger in MMLogger._instance_dict.values():
