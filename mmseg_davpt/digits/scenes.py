@@ -103,8 +103,8 @@ def render_scene(scans: np.ndarray, labels: np.ndarray,
     img = _background(size, rng)
     label = np.zeros((size, size), np.uint8)
     boxes: List[Tuple[int, int, int]] = []
-    for i in rng.choice(len(scans), size=int(rng.integers(1, 4)),
-                        replace=False):
+    count = min(int(rng.integers(1, 4)), len(scans))
+    for i in rng.choice(len(scans), size=count, replace=False):
         side = int(rng.integers(scale[0], scale[1] + 1))
         corner = _place(size, boxes, side, rng)
         if corner is None:
