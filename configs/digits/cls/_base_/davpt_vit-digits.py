@@ -9,8 +9,10 @@ model = dict(
     backbone=dict(guided_layers=(3, ), num_guided_prompts=3),
     metric_guidance=dict(
         _base_.davpt_cls_guidance,
-        loss_prompt=dict(loss_weight=0.1),  # beta (searched)
-        loss_cls=dict(loss_weight=0.1)))  # lambda (fixed)
+        # beta (searched) and lambda (fixed)
+        loss_prompt=dict(_base_.davpt_cls_guidance.loss_prompt,
+                         loss_weight=0.1),
+        loss_cls=dict(_base_.davpt_cls_guidance.loss_cls, loss_weight=0.1)))
 custom_hooks = [_base_.davpt_cls_mapping_hook]
 # 4 grid points, as every method: beta is searched in place of the weight
 # decay (fixed at the smaller VPT value); lambda is held at 0.1.

@@ -4,7 +4,7 @@
 # pretrained on digits 0-4 (tools/pretrain_digits_vit.py, converted by
 # tools/convert_vit_checkpoint.py): the VTAB-1k / FGVC setting of the paper
 # in miniature, on the project's ViT-B/16 classification bases.
-# This file is VPT-Deep: 4 prompts in each of the 4 layers, frozen ViT,
+# This file is VPT-Deep: 3 prompts in each of the 4 layers, frozen ViT,
 # linear head. See docs/digits_transfer_cls.md.
 _base_ = [
     '../../../cls/_base_/variants/vpt_vit-b16.py',
@@ -21,7 +21,7 @@ model = dict(
                            std=[83.29, 83.29, 83.29], to_rgb=True),
     backbone=dict(
         img_size=img_size, patch_size=4, embed_dims=64, num_layers=4,
-        num_heads=4, num_prompts=4, prompt_dropout=0.,
+        num_heads=4, num_prompts=3, prompt_dropout=0.,
         init_cfg=dict(checkpoint='data/digits/vit-digits_mmseg.pth')),
     head=dict(num_classes=num_classes, in_channels=64))
 
@@ -54,7 +54,13 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=1e-2, weight_decay=1e-4))
 # Many short runs: no checkpoints, no per-epoch test scoring (the test split
 # is scored once, by the final run).
-default_hooks = dict(logger=dict(interval=10), checkpoint=None, report=None)
+default_hooks = dict(
+    _delete_=True,
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=10),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=None,
+    sampler_seed=dict(type='DistSamplerSeedHook'))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
 
