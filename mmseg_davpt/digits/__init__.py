@@ -2,6 +2,7 @@
 a tiny ViT pretrained on digits 0-4 (the "ImageNet" of this world) and
 downstream tasks on the unseen digits 5-9 (docs/digits_transfer_cls.md)."""
 from .images import digit_images
+from .scenes import SCENE_CLASSES, make_digit_scenes
 
 # Classes the upstream ViT is pretrained on, and the unseen downstream ones.
 UPSTREAM_CLASSES = (0, 1, 2, 3, 4)
@@ -13,8 +14,6 @@ DIGITS_IMG_SIZE = 32
 # with these and every digits config's data preprocessor repeats them.
 DIGITS_MEAN = [77.76, 77.76, 77.76]
 DIGITS_STD = [83.29, 83.29, 83.29]
-
-from .scenes import SCENE_CLASSES, make_digit_scenes  # noqa: E402
 
 __all__ = ['digit_images', 'UPSTREAM_CLASSES', 'DOWNSTREAM_CLASSES',
            'DIGITS_IMG_SIZE', 'DIGITS_MEAN', 'DIGITS_STD', 'SCENE_CLASSES',
