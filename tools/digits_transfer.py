@@ -14,8 +14,8 @@ DIR/results.md (per task: method, test mean +- sample std, n, chosen
 values; paired differences DA-VPT - VPT and DA-VPT+ - VPT with 95%
 t-intervals over seeds) and DIR/results.png (mean +- std bars, seeds as
 dots). Interrupted runs resume (rerun the same command). ``--quick``: two
-seeds, the first grid value of every key, short trainings and a short
-pretraining, for a smoke test. See docs/digits_transfer.md.
+seeds, the first grid value of every key, short trainings on few val / test
+images and a one-epoch pretraining, for a smoke test (not results). See docs/digits_transfer.md.
 """
 import argparse
 import dataclasses
@@ -37,11 +37,14 @@ TASKS = dict(
              order=('linear', 'vpt', 'davpt', 'davpt_plus', 'full',
                     'davpt_lp_only', 'davpt_lcls_only', 'davpt_no_refresh',
                     'davpt_random_map'),
-             quick_options={'train_cfg.max_epochs': 3}),
+             quick_options={'train_cfg.max_epochs': 3,
+                            'test_dataloader.dataset.indices': 100}),
     seg=dict(title='digit-scene segmentation (64x64, SETR-PUP)',
              suffix='_setr_vit-digits_scenes-64x64.py',
              order=('vpt', 'davpt', 'davpt_plus', 'davpt_lp_only'),
-             quick_options={'train_cfg.max_iters': 20}))
+             quick_options={'train_cfg.max_iters': 10,
+                            'val_dataloader.dataset.indices': 8,
+                            'test_dataloader.dataset.indices': 8}))
 PAIRS = (('davpt', 'vpt'), ('davpt_plus', 'vpt'))
 QUICK_SEEDS = [0, 1]
 FULL_SEEDS = [0, 1, 2, 3, 4]
@@ -170,7 +173,8 @@ def build_specs(args, vit: dict) -> list:
         for method, config in method_configs(task, args.methods):
             options = {'model.backbone.init_cfg.checkpoint': vit['mmseg']}
             if args.quick:
-                options.update(TASKS[task]['quick_options'])
+                options.update(TASKS[task]['quick_options'],
+                               **quick_mapping_options(config))
             spec = spec_from_config(
                 config, osp.join(args.out, 'sweeps', task, method),
                 seeds=args.seeds, cfg_options=options, name=method)
@@ -182,6 +186,16 @@ def build_specs(args, vit: dict) -> list:
                                    for k, v in spec.grid.items()}
             specs.append((task, method, dataclasses.replace(spec, **changes)))
     return specs
+
+
+def quick_mapping_options(config: str) -> dict:
+    """``--quick``: the DA-VPT mapping hook's initial feature pass over 2
+    batches instead of the whole training split."""
+    from mmseg_davpt.utils.config import load_config
+    hooks = load_config(config).get('custom_hooks') or []
+    return {f'custom_hooks.{i}.init_max_iters': 2
+            for i, hook in enumerate(hooks)
+            if hook.get('type') == 'ClassPromptMappingHook'}
 
 
 def run_records(out: str) -> list:

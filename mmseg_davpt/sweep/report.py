@@ -84,8 +84,7 @@ def plot_methods(panels: Sequence[Tuple[str, Sequence[dict]]],
         ax.set_xticks(range(len(summaries)))
         ax.set_xticklabels([s['name'] for s in summaries], rotation=40,
                            ha='right', fontsize=8)
-        low = min(min(seed_dict(s).values()) for s in summaries)
-        ax.set_ylim(max(0., low - 10), None)
+        ax.set_ylim(0, None)  # bars from zero: differences not inflated
         ax.set_ylabel(f'test {summaries[0]["metric"]}' if summaries else '')
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
