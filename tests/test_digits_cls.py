@@ -260,3 +260,70 @@ def test_every_config_carries_an_equal_budget_sweep(models):
         assert pre.mean == DIGITS_MEAN and pre.std == DIGITS_STD
         assert cfg.model.backbone.init_cfg.checkpoint == \
             'data/digits/vit-digits_mmseg.pth'
+
+
+# ---------------------------------------------------------------- training
+@pytest.fixture(scope='module')
+def digits_run_inputs(tmp_path_factory):
+    """A seed's data folder and a random digits ViT in the configs' layout
+    (the pretrained one is the slow probe test's business)."""
+    from tools.convert_vit_checkpoint import main as convert
+    tmp = tmp_path_factory.mktemp('digits_cls_run')
+    make_digits_cls_data(str(tmp / 'seed2'), seed=2)
+    src, dst = str(tmp / 'vit_timm.pth'), str(tmp / 'vit_mmseg.pth')
+    torch.save(random_digits_vit_state(seed=0), src)
+    convert([src, dst])
+    return tmp, dst
+
+
+def short_run(method, tmp, ckpt, work_dir, seed=2):
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(CONFIGS[method])
+    root = str(tmp / f'seed{seed}')
+    options = {
+        'model.backbone.init_cfg.checkpoint': ckpt,
+        'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 2,
+        'randomness.seed': seed, 'work_dir': str(work_dir),
+        'default_hooks.logger.interval': 1}
+    for loader in ('train', 'val', 'test'):
+        options[f'{loader}_dataloader.dataset.data_root'] = root
+    cfg.merge_from_dict(options)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+@pytest.mark.slow
+def test_davpt_config_trains_with_guidance_and_refreshes(digits_run_inputs,
+                                                         tmp_path):
+    tmp, ckpt = digits_run_inputs
+    runner = short_run('davpt', tmp, ckpt, tmp_path)
+    hub = runner.message_hub
+    for key in ('train/davpt.loss_prompt', 'train/davpt.loss_cls'):
+        assert key in hub.log_scalars, sorted(hub.log_scalars)
+        assert hub.log_scalars[key].current() > 0
+    with open(tmp_path / 'davpt_mapping_history.jsonl') as f:
+        history = [json.loads(line) for line in f]
+    # the initial k-means pass, then a refresh after each of the 2 epochs
+    assert [h['what'] for h in history] == \
+        ['initial mapping'] + ['mapping refreshed'] * 2
+    assert history[0]['seen_classes'] == 5
+    assert 'accuracy/top1' in runner.val_loop.run()
+
+
+@pytest.mark.slow
+def test_random_map_config_keeps_the_seeded_random_assignment(
+        digits_run_inputs, tmp_path):
+    from mmseg_davpt.models.guidance.class_prompt_mapping import \
+        ClassPromptMapping
+    tmp, ckpt = digits_run_inputs
+    runner = short_run('davpt_random_map', tmp, ckpt, tmp_path, seed=2)
+    mapping = runner.model.metric_guidance.mapping
+    expected = ClassPromptMapping(num_classes=5, num_prompts=3,
+                                  embed_dims=64)
+    expected.assign_random(seed=2)
+    assert torch.equal(mapping.class_to_prompt, expected.class_to_prompt)
+    assert int(mapping.num_refreshes) == 1  # never refreshed
+    with open(tmp_path / 'davpt_mapping_history.jsonl') as f:
+        history = [json.loads(line) for line in f]
+    assert [h['what'] for h in history] == ['random fixed mapping (seed 2)']

@@ -125,9 +125,9 @@ def random_digits_vit_state(seed: int = 0) -> Dict[str, torch.Tensor]:
 
 def pretrain_digits_vit(out: str,
                         seed: int = 0,
-                        epochs: int = 10,
-                        batch_size: int = 64,
-                        lr: float = 2e-3,
+                        epochs: int = 15,
+                        batch_size: int = 16,
+                        lr: float = 1e-3,
                         weight_decay: float = 0.05,
                         warmup_epochs: int = 1,
                         max_shift: int = 2,

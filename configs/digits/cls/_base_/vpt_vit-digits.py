@@ -41,14 +41,14 @@ val_dataloader = dict(batch_size=200, num_workers=0,
                       dataset=dict(dataset, split='val200'))
 test_dataloader = dict(val_dataloader, dataset=dict(dataset, split='test'))
 
-# 20 epochs of 5 iterations (100 with train800val200): 2 warm-up epochs,
+# 10 epochs of 5 iterations (10 with train800val200): 1 warm-up epoch,
 # cosine to 0; validate once, at the end.
-max_epochs = 20
+max_epochs = 10
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=2,
+    dict(type='LinearLR', start_factor=1e-2, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - 2, eta_min=0.,
-         by_epoch=True, begin=2, end=max_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - 1, eta_min=0.,
+         by_epoch=True, begin=1, end=max_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=1e-2, weight_decay=1e-4))
