@@ -223,7 +223,8 @@ def write_report(out: str, results: dict) -> None:
         '# Digits transfer: results', '',
         f'Command: `{results["command"]}`  ',
         f'Machine: {results["machine"]}  ',
-        f'Wall time: {results["wall_seconds"] / 60:.1f} min'
+        f'Wall time: {results["wall_seconds"] / 60:.1f} min, CPU time of '
+        f'the process {results["cpu_seconds"] / 60:.1f} min'
         f'{" (some runs were cached from an earlier invocation)" if results["cached_runs"] else ""}  ',  # noqa: E501
         f'Seeds: {results["seeds"]}{" (QUICK mode: short runs, one grid point; not results)" if results["quick"] else ""}',  # noqa: E501
         '', f'Pretrained ViT check: {results["probe"]["text"]}', '',
@@ -254,7 +255,7 @@ def machine() -> str:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     import mmseg_davpt  # noqa: F401
     from mmseg_davpt.sweep import Progress, Sweep
     from mmseg_davpt.sweep.protocol import default_executor
@@ -280,6 +281,7 @@ def main(argv=None) -> dict:
             argv if argv is not None else sys.argv[1:]),
         quick=args.quick, seeds=args.seeds, machine=machine(),
         wall_seconds=time.time() - start,
+        cpu_seconds=time.process_time() - cpu_start,
         cached_runs=progress.done - progress.executed,
         vit=vit, probe=probe_result, tasks=tasks,
         paired={t: paired_rows(s, PAIRS) for t, s in tasks.items()},

@@ -183,12 +183,12 @@ class Sweep:
             run_dir = self.store.start(name, settings)
             cfg = self._config(options, run_dir)
             resolved = flatten(_json_safe(cfg.to_dict()))
-            start = time.time()
+            start, cpu = time.time(), time.process_time()
             metrics = self.execute(cfg, split)
             record = self.store.finish(name, settings, dict(
                 name=name, phase=phase, seed=seed, split=split,
                 point=point, metrics=metrics, seconds=time.time() - start,
-                resolved=resolved))
+                cpu_seconds=time.process_time() - cpu, resolved=resolved))
         score = seed_scores([record], spec.metric)[seed]
         self.progress.step(f'{spec.name}/{name}', split, score,
                            record['seconds'], cached)
