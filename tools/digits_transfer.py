@@ -213,6 +213,48 @@ def run_records(out: str) -> list:
     return records
 
 
+def mapping_stats(out: str, records: list) -> dict:
+    """Per task and method, over the final runs' class -> prompt mapping
+    histories (``davpt_mapping_history.jsonl``): the number of refreshes,
+    the mean number of classes that changed prompt per refresh, and the
+    share of refreshes that changed anything."""
+    stats = {}
+    for r in records:
+        path = osp.join(out, 'sweeps', r['task'], r['method'], 'runs',
+                        r['name'], 'davpt_mapping_history.jsonl')
+        if r['phase'] != 'final' or not osp.isfile(path):
+            continue
+        with open(path) as f:
+            events = [json.loads(line) for line in f if line.strip()]
+        refreshes = [e for e in events if e.get('what') == 'mapping refreshed']
+        entry = stats.setdefault(r['task'], {}).setdefault(
+            r['method'], dict(runs=0, refreshes=0, changed=0, changing=0))
+        entry['runs'] += 1
+        entry['refreshes'] += len(refreshes)
+        entry['changed'] += sum(e.get('changed', 0) for e in refreshes)
+        entry['changing'] += sum(e.get('changed', 0) > 0 for e in refreshes)
+    for methods in stats.values():
+        for e in methods.values():
+            n = max(e['refreshes'], 1)
+            e.update(mean_changed=e['changed'] / n,
+                     share_changing=e['changing'] / n)
+    return stats
+
+
+def mapping_table(stats: dict) -> list:
+    if not stats:
+        return []
+    lines = ['| method | final runs | refreshes per run | classes changed '
+             'per refresh | refreshes that changed the mapping |',
+             '|---|---|---|---|---|']
+    for method, e in stats.items():
+        lines.append(f'| {method} | {e["runs"]} | '
+                     f'{e["refreshes"] / e["runs"]:.1f} | '
+                     f'{e["mean_changed"]:.2f} | '
+                     f'{100 * e["share_changing"]:.0f}% |')
+    return lines
+
+
 # ------------------------------------------------------------------ report
 def write_report(out: str, results: dict) -> None:
     from mmseg_davpt.sweep.report import (methods_table, paired_table,
@@ -240,6 +282,11 @@ def write_report(out: str, results: dict) -> None:
         if paired:
             lines += ['', 'Paired differences over seeds (same data, same '
                       'seed):', ''] + paired_table(paired)
+        mapping = results['mapping'].get(task)
+        if mapping:
+            lines += ['', 'Class -> prompt mapping of the final runs (k-means'
+                      ' refreshes; initial mapping not counted):', '']
+            lines += mapping_table(mapping)
         panels.append((TASKS[task]['title'], rows))
     with open(osp.join(out, 'results.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
@@ -286,6 +333,7 @@ def main(argv=None) -> dict:
         vit=vit, probe=probe_result, tasks=tasks,
         paired={t: paired_rows(s, PAIRS) for t, s in tasks.items()},
         runs=run_records(args.out))
+    results['mapping'] = mapping_stats(args.out, results['runs'])
     write_report(args.out, results)
     print(open(osp.join(args.out, 'results.md')).read())
     print(f'wrote {args.out}/results.json, results.md, results.png '
