@@ -226,7 +226,8 @@ def mapping_stats(out: str, records: list) -> dict:
             continue
         with open(path) as f:
             events = [json.loads(line) for line in f if line.strip()]
-        refreshes = [e for e in events if e.get('what') == 'mapping refreshed']
+        refreshes = [e for e in events
+                     if e.get('what') == 'mapping refreshed']
         entry = stats.setdefault(r['task'], {}).setdefault(
             r['method'], dict(runs=0, refreshes=0, changed=0, changing=0))
         entry['runs'] += 1
