@@ -15,7 +15,8 @@ values; paired differences DA-VPT - VPT and DA-VPT+ - VPT with 95%
 t-intervals over seeds) and DIR/results.png (mean +- std bars, seeds as
 dots). Interrupted runs resume (rerun the same command). ``--quick``: two
 seeds, the first grid value of every key, short trainings on few val / test
-images and a one-epoch pretraining, for a smoke test (not results). See docs/digits_transfer.md.
+images and a one-epoch pretraining, for a smoke test (not results). See
+docs/digits_transfer.md.
 """
 import argparse
 import dataclasses
@@ -262,14 +263,18 @@ def write_report(out: str, results: dict) -> None:
                                           plot_methods)
     with open(osp.join(out, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
+    cached = ' (some runs were cached from an earlier invocation)' \
+        if results['cached_runs'] else ''
+    quick = ' (QUICK mode: short runs, one grid point; not results)' \
+        if results['quick'] else ''
     lines = [
         '# Digits transfer: results', '',
         f'Command: `{results["command"]}`  ',
         f'Machine: {results["machine"]}  ',
         f'Wall time: {results["wall_seconds"] / 60:.1f} min, CPU time of '
         f'the process {results["cpu_seconds"] / 60:.1f} min'
-        f'{" (some runs were cached from an earlier invocation)" if results["cached_runs"] else ""}  ',  # noqa: E501
-        f'Seeds: {results["seeds"]}{" (QUICK mode: short runs, one grid point; not results)" if results["quick"] else ""}',  # noqa: E501
+        f'{cached}  ',
+        f'Seeds: {results["seeds"]}{quick}',
         '', f'Pretrained ViT check: {results["probe"]["text"]}', '',
         'Per method: the grid is chosen on the val split (mean over seeds),'
         ' the chosen setting is retrained on train+val and tested once per '
@@ -311,8 +316,9 @@ def main(argv=None) -> dict:
     from tools.train import check_train_split
     os.makedirs(args.out, exist_ok=True)
     vit = ensure_vit(args.data_dir, args.quick, args.pretrain_epochs)
-    print(f'digits ViT: {vit["mmseg"]} ({"cached" if vit["cached"] else "pretrained"}'  # noqa: E501
-          f', {vit["seconds"]:.0f} s)', flush=True)
+    how = 'cached' if vit['cached'] else 'pretrained'
+    print(f'digits ViT: {vit["mmseg"]} ({how}, {vit["seconds"]:.0f} s)',
+          flush=True)
     probe_result = probe(vit['timm'], args.quick)
     make_data(args.data_dir, args.tasks, args.seeds)
     specs = build_specs(args, vit)
