@@ -8,6 +8,7 @@ configs/digits/{cls,seg}, and report.
 
     python tools/digits_transfer.py --out DIR [--quick] [--seeds 0 1 2 3 4]
         [--tasks cls seg] [--methods vpt davpt ...] [--data-dir DIR]
+        [--jobs 2]
 
 Writes DIR/results.json (every run's settings and scores, the summaries),
 DIR/results.md (per task: method, test mean +- sample std, n, chosen
@@ -67,6 +68,10 @@ def parse_args(argv=None):
     parser.add_argument('--data-dir', default=osp.join(ROOT, CONFIG_DATA),
                         help='data and ViT files (default: data/digits in '
                         'the repository)')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='method sweeps run at once, each in a worker '
+                        'process with one torch thread (2 on a 2-core '
+                        'machine)')
     parser.add_argument('--pretrain-epochs', type=int,
                         help='default: the pretraining function\'s (1 with '
                         '--quick)')
@@ -310,8 +315,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     start, cpu_start = time.time(), time.process_time()
     import mmseg_davpt  # noqa: F401
-    from mmseg_davpt.sweep import Progress, Sweep
-    from mmseg_davpt.sweep.protocol import default_executor
+    from mmseg_davpt.sweep import Progress, run_sweeps
     from mmseg_davpt.sweep.report import paired_rows
     from tools.train import check_train_split
     os.makedirs(args.out, exist_ok=True)
@@ -325,15 +329,20 @@ def main(argv=None) -> dict:
     progress = Progress(sum(spec.num_runs for _, _, spec in specs))
     print(f'{len(specs)} method configs, seeds {args.seeds}: '
           f'{progress.total} runs', flush=True)
-    execute = default_executor(check_train_split)
+    if args.jobs > 1:  # the slow segmentation sweeps first
+        specs.sort(key=lambda s: s[0] != 'seg')
+    summaries = run_sweeps([spec for _, _, spec in specs], args.jobs,
+                           check_train_split, progress)
+    done = {(task, method): summary
+            for (task, method, _), summary in zip(specs, summaries)}
     tasks = {}
-    for task, method, spec in specs:
-        summary = Sweep(spec, execute=execute, progress=progress).run()
-        tasks.setdefault(task, {})[method] = summary
+    for task, method in sorted(done, key=lambda k: args.tasks.index(k[0])):
+        tasks.setdefault(task, {})[method] = done[task, method]
     results = dict(
         command='python tools/digits_transfer.py ' + ' '.join(
             argv if argv is not None else sys.argv[1:]),
-        quick=args.quick, seeds=args.seeds, machine=machine(),
+        quick=args.quick, seeds=args.seeds, jobs=args.jobs,
+        machine=machine(),
         wall_seconds=time.time() - start,
         cpu_seconds=time.process_time() - cpu_start,
         cached_runs=progress.done - progress.executed,

@@ -103,11 +103,12 @@ def spec_from_config(config: str, work_dir: str,
 
 class Progress:
     """One line per run: ``[done/total] name ... val=.. (ETA mm:ss)``; the
-    ETA is the mean time of the runs executed so far times the runs left.
+    ETA is the mean time of the runs executed so far times the runs left,
+    divided by the number of runs going on at once (``jobs``).
     """
 
-    def __init__(self, total: int, stream=None):
-        self.total, self.done = total, 0
+    def __init__(self, total: int, stream=None, jobs: int = 1):
+        self.total, self.done, self.jobs = total, 0, jobs
         self.seconds, self.executed = 0.0, 0
         self.stream = stream or sys.stdout
 
@@ -119,7 +120,8 @@ class Progress:
         else:
             self.seconds += seconds
             self.executed += 1
-            left = (self.total - self.done) * self.seconds / self.executed
+            left = (self.total - self.done) * self.seconds / \
+                self.executed / self.jobs
             when = f'{seconds:.1f} s, ETA {int(left // 60):02d}:' \
                 f'{int(left % 60):02d}'
         print(f'[{self.done}/{self.total}] {name} ... {split}={score:.4f} '
