@@ -269,3 +269,22 @@ def test_tool_runs_in_process_resumes_and_leaves_no_state(
     assert builds[3:] == [str(final_dir)]
     # in-process runs repeat exactly: the state of earlier runs does not leak
     assert again['test'] == first['test']
+
+
+@pytest.mark.slow
+def test_parallel_sweeps_match_sequential_ones(tiny_data, tmp_path, capsys):
+    from mmseg_davpt.sweep import run_sweeps
+    options = dict(kv.split('=', 1) for kv in data_options(tiny_data))
+
+    def specs(work):
+        return [spec_from_config(TINY, str(tmp_path / work / str(lr)),
+                                 seeds=[0], grid={LR: [lr]},
+                                 cfg_options=options)
+                for lr in (0.01, 0.1)]
+
+    sequential = run_sweeps(specs('seq'), jobs=1)
+    parallel = run_sweeps(specs('par'), jobs=2)
+    assert [s['test'] for s in parallel] == [s['test'] for s in sequential]
+    assert [s['chosen'] for s in parallel] == [{LR: 0.01}, {LR: 0.1}]
+    out = capsys.readouterr().out
+    assert out.count('[2/2] sweep_tiny_cls/final/') == 2  # both runs
