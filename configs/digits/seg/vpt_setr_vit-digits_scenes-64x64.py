@@ -3,12 +3,16 @@
 # tools/pretrain_digits_vit.py, converted with tools/convert_vit_checkpoint.py)
 # frozen, 8 prompts per layer, SETR-PUP heads, on 64x64 scenes of digits 5-9.
 # The position embeddings (8x8 grid) are resized to the 16x16 grid on load.
-# About 10 s of training on 2 CPU cores.
+# 100 iterations of 8 scenes: about 15 s of CPU time on one core.
 _base_ = ['../../_base_/default_runtime.py']
 
 data_root = 'data/digits/seg/seed0'
 crop_size = (64, 64)
 num_classes = 6  # background + digits 5-9
+# Background is ~90% of the pixels and ink is split among 5 digits: without
+# a lower background weight every head settles on "all background" (mIoU
+# 15) in these short runs, the ink being too rare to outweigh it.
+class_weight = [0.2, 1.0, 1.0, 1.0, 1.0, 1.0]
 norm_cfg = dict(type='SyncBN', requires_grad=True)  # BN when not distributed
 
 
@@ -20,7 +24,7 @@ def pup_head(in_index, num_convs, up_scale, loss_weight):
         num_convs=num_convs, up_scale=up_scale, kernel_size=3,
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False,
-                         loss_weight=loss_weight))
+                         class_weight=class_weight, loss_weight=loss_weight))
 
 
 model = dict(
@@ -101,11 +105,11 @@ test_evaluator = val_evaluator
 optim_wrapper = dict(
     type='OptimWrapper',
     constructor='TrainableParamsOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=3e-3, weight_decay=0.01))
-max_iters = 200
+    optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.01))
+max_iters = 100
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, begin=0, end=20, by_epoch=False),
-    dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=20, end=max_iters,
+    dict(type='LinearLR', start_factor=0.1, begin=0, end=10, by_epoch=False),
+    dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=10, end=max_iters,
          by_epoch=False)
 ]
 # validate once, at the end (the sweep selects on it)
@@ -115,7 +119,7 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
+    logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False,
                     interval=max_iters, max_keep_ckpts=1),
@@ -130,7 +134,7 @@ randomness = dict(seed=0)
 # grid, then train once on train+val and test once.
 sweep = dict(
     metric='mIoU',
-    grid={'optim_wrapper.optimizer.lr': [1e-3, 3e-3]},
+    grid={'optim_wrapper.optimizer.lr': [3e-3, 1e-2]},
     seed_options={
         'train_dataloader.dataset.data_root': 'data/digits/seg/seed{seed}',
         'val_dataloader.dataset.data_root': 'data/digits/seg/seed{seed}',
