@@ -327,3 +327,10 @@ def test_random_map_config_keeps_the_seeded_random_assignment(
     with open(tmp_path / 'davpt_mapping_history.jsonl') as f:
         history = [json.loads(line) for line in f]
     assert [h['what'] for h in history] == ['random fixed mapping (seed 2)']
+
+
+def test_pretrain_tool_probe_only_needs_the_file(tmp_path, capsys):
+    from tools.pretrain_digits_vit import main
+    with pytest.raises(SystemExit):
+        main(['--out', str(tmp_path / 'missing.pth'), '--probe-only'])
+    assert 'no such file' in capsys.readouterr().err

@@ -109,16 +109,18 @@ def _deterministic():
         torch.use_deterministic_algorithms(before)
 
 
-def random_digits_vit_state(seed: int = 0) -> Dict[str, torch.Tensor]:
-    """The digits ViT before pretraining (MMSegmentation's ViT init drawn
-    from ``seed``) in timm's layout, with a zero 5-class head: the "random
-    ViT of the same shape" the probe compares against."""
+def random_digits_vit_state(seed: int = 0, arch: Optional[dict] = None
+                            ) -> Dict[str, torch.Tensor]:
+    """The digits ViT (``DIGITS_VIT`` updated by ``arch``) before
+    pretraining (MMSegmentation's ViT init drawn from ``seed``) in timm's
+    layout, with a zero 5-class head: the "random ViT of the same shape"
+    the probe compares against."""
     torch.manual_seed(seed)
-    backbone = build_digits_vit()
+    backbone = build_digits_vit(**(arch or {}))
     backbone.init_weights()
     state = mmseg_to_timm(backbone.state_dict())
     num_classes = len(UPSTREAM_CLASSES)
-    state['head.weight'] = torch.zeros(num_classes, DIGITS_VIT['embed_dims'])
+    state['head.weight'] = torch.zeros(num_classes, backbone.embed_dims)
     state['head.bias'] = torch.zeros(num_classes)
     return state
 
@@ -131,13 +133,15 @@ def pretrain_digits_vit(out: str,
                         weight_decay: float = 0.05,
                         warmup_epochs: int = 1,
                         max_shift: int = 2,
+                        arch: Optional[dict] = None,
                         log: Optional[Callable[[str], None]] = print) -> str:
     """Train the digits ViT plus a linear head on every scan of digits 0-4
     (cross-entropy, AdamW, linear warm-up then cosine decay per step, random
     shifts of up to ``max_shift`` px) and save it in timm's key layout
     (``head.*`` included; the converter drops it).
 
-    Deterministic from ``seed`` for a given torch thread count (the float
+    ``arch`` updates ``DIGITS_VIT`` (e.g. ``dict(patch_size=8)`` for a
+    cheaper variant in tests). Deterministic from ``seed`` for a given torch thread count (the float
     reductions of the matrix products depend on it).
 
     Returns:
@@ -153,10 +157,10 @@ def pretrain_digits_vit(out: str,
     x = normalise(images)
     # Scanned digits are 0-4 already, so they are the class ids.
     y = torch.from_numpy(digits)
-    state = random_digits_vit_state(seed)
-    backbone = build_digits_vit()
+    state = random_digits_vit_state(seed, arch)
+    backbone = build_digits_vit(**(arch or {}))
     backbone.load_state_dict(timm_to_mmseg(state))
-    head = nn.Linear(DIGITS_VIT['embed_dims'], len(UPSTREAM_CLASSES))
+    head = nn.Linear(backbone.embed_dims, len(UPSTREAM_CLASSES))
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
     params = list(backbone.parameters()) + list(head.parameters())

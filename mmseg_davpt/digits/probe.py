@@ -15,15 +15,18 @@ from .pretrain import build_digits_vit, normalise, random_digits_vit_state
 
 @torch.no_grad()
 def vit_features(checkpoint: str, images: np.ndarray,
-                 batch_size: int = 256) -> np.ndarray:
+                 batch_size: int = 256,
+                 arch: Optional[dict] = None) -> np.ndarray:
     """Final [CLS] features (after the last LayerNorm) ``(N, 64)`` of uint8
     images ``(N, 32, 32)`` from a digits ViT file (timm or MMSegmentation
     layout), loaded into the project's backbone the way a config's
-    ``init_cfg=dict(type='Pretrained', ...)`` loads it."""
+    ``init_cfg=dict(type='Pretrained', ...)`` loads it (``arch``: as for
+    ``pretrain_digits_vit``)."""
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'no such ViT checkpoint: {checkpoint}')
     backbone = build_digits_vit(
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint),
+        **(arch or {}))
     backbone.init_weights()
     backbone.eval()
     x = normalise(images)
@@ -59,10 +62,11 @@ def probe_accuracy(features: np.ndarray, labels: np.ndarray, shots: int,
 
 
 def probe_gap(checkpoint: str, shots: int = 10, draws: int = 5,
-              seed: int = 0, random_seed: int = 0) -> Dict[str, float]:
+              seed: int = 0, random_seed: int = 0,
+              arch: Optional[dict] = None) -> Dict[str, float]:
     """Linear-probe accuracy on digits 5-9 of ``checkpoint`` and of a random
     digits ViT (``random_digits_vit_state(random_seed)``, loaded through the
-    same path), on the same draws.
+    same path), on the same draws. ``arch``: as for ``pretrain_digits_vit``.
 
     Returns:
         ``dict(pretrained=acc, random=acc, shots=shots, draws=draws)``,
@@ -71,12 +75,14 @@ def probe_gap(checkpoint: str, shots: int = 10, draws: int = 5,
     images, digits, _ = digit_images(DOWNSTREAM_CLASSES, DIGITS_IMG_SIZE)
     result = dict(shots=shots, draws=draws)
     result['pretrained'] = probe_accuracy(
-        vit_features(checkpoint, images), digits, shots, draws, seed)
+        vit_features(checkpoint, images, arch=arch), digits, shots, draws,
+        seed)
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'random_vit_timm.pth')
-        torch.save(random_digits_vit_state(random_seed), path)
-        result['random'] = probe_accuracy(vit_features(path, images), digits,
-                                          shots, draws, seed)
+        torch.save(random_digits_vit_state(random_seed, arch), path)
+        result['random'] = probe_accuracy(
+            vit_features(path, images, arch=arch), digits, shots, draws,
+            seed)
     return result
 
 
