@@ -72,6 +72,10 @@ def parse_args(argv=None):
                         help='method sweeps run at once, each in a worker '
                         'process with one torch thread (2 on a 2-core '
                         'machine)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='train nothing: report the method sweeps that '
+                        'have finished (DIR/sweeps/*/*/summary.json with '
+                        'these seeds) and list the others as missing')
     parser.add_argument('--pretrain-epochs', type=int,
                         help='default: the pretraining function\'s (1 with '
                         '--quick)')
@@ -194,6 +198,24 @@ def build_specs(args, vit: dict) -> list:
     return specs
 
 
+def finished_sweeps(specs: list, seeds: list):
+    """``--report-only``: the specs whose sweep finished with ``seeds``,
+    their summaries, and the names (``task/method``) of the others."""
+    done, summaries, missing = [], [], []
+    for task, method, spec in specs:
+        path = osp.join(spec.work_dir, 'summary.json')
+        summary = None
+        if osp.isfile(path):
+            with open(path) as f:
+                summary = json.load(f)
+        if summary is not None and summary.get('seeds') == seeds:
+            done.append((task, method, spec))
+            summaries.append(summary)
+        else:
+            missing.append(f'{task}/{method}')
+    return done, summaries, missing
+
+
 def quick_mapping_options(config: str) -> dict:
     """``--quick``: the DA-VPT mapping hook's initial feature pass over 2
     batches instead of the whole training split."""
@@ -276,11 +298,14 @@ def write_report(out: str, results: dict) -> None:
         '# Digits transfer: results', '',
         f'Command: `{results["command"]}`  ',
         f'Machine: {results["machine"]}  ',
-        f'Wall time: {results["wall_seconds"] / 60:.1f} min, CPU time of '
-        f'the process {results["cpu_seconds"] / 60:.1f} min'
+        f'Wall time: {results["wall_seconds"] / 60:.1f} min; CPU time of '
+        f'the training runs {results["run_cpu_seconds"] / 60:.1f} min'
         f'{cached}  ',
         f'Seeds: {results["seeds"]}{quick}',
         '', f'Pretrained ViT check: {results["probe"]["text"]}', '',
+        *([f'NOT FINISHED, not in this report: '
+           f'{", ".join(results["missing"])}', '']
+          if results['missing'] else []),
         'Per method: the grid is chosen on the val split (mean over seeds),'
         ' the chosen setting is retrained on train+val and tested once per '
         'seed; std is the sample std over seeds.']
@@ -313,7 +338,7 @@ def machine() -> str:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    start, cpu_start = time.time(), time.process_time()
+    start = time.time()
     import mmseg_davpt  # noqa: F401
     from mmseg_davpt.sweep import Progress, run_sweeps
     from mmseg_davpt.sweep.report import paired_rows
@@ -324,15 +349,19 @@ def main(argv=None) -> dict:
     print(f'digits ViT: {vit["mmseg"]} ({how}, {vit["seconds"]:.0f} s)',
           flush=True)
     probe_result = probe(vit['timm'], args.quick)
-    make_data(args.data_dir, args.tasks, args.seeds)
     specs = build_specs(args, vit)
     progress = Progress(sum(spec.num_runs for _, _, spec in specs))
-    print(f'{len(specs)} method configs, seeds {args.seeds}: '
-          f'{progress.total} runs', flush=True)
-    if args.jobs > 1:  # the slow segmentation sweeps first
-        specs.sort(key=lambda s: s[0] != 'seg')
-    summaries = run_sweeps([spec for _, _, spec in specs], args.jobs,
-                           check_train_split, progress)
+    if args.report_only:
+        specs, summaries, missing = finished_sweeps(specs, args.seeds)
+    else:
+        make_data(args.data_dir, args.tasks, args.seeds)
+        print(f'{len(specs)} method configs, seeds {args.seeds}: '
+              f'{progress.total} runs', flush=True)
+        if args.jobs > 1:  # the slow segmentation sweeps first
+            specs.sort(key=lambda s: s[0] != 'seg')
+        summaries = run_sweeps([spec for _, _, spec in specs], args.jobs,
+                               check_train_split, progress)
+        missing = []
     done = {(task, method): summary
             for (task, method, _), summary in zip(specs, summaries)}
     tasks = {}
@@ -344,12 +373,14 @@ def main(argv=None) -> dict:
         quick=args.quick, seeds=args.seeds, jobs=args.jobs,
         machine=machine(),
         wall_seconds=time.time() - start,
-        cpu_seconds=time.process_time() - cpu_start,
         cached_runs=progress.done - progress.executed,
+        report_only=args.report_only, missing=missing,
         vit=vit, probe=probe_result, tasks=tasks,
         paired={t: paired_rows(s, PAIRS) for t, s in tasks.items()},
         runs=run_records(args.out))
     results['mapping'] = mapping_stats(args.out, results['runs'])
+    results['run_cpu_seconds'] = sum(r.get('cpu_seconds', 0.)
+                                     for r in results['runs'])
     write_report(args.out, results)
     print(open(osp.join(args.out, 'results.md')).read())
     print(f'wrote {args.out}/results.json, results.md, results.png '
