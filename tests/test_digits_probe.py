@@ -7,26 +7,25 @@ import torch
 from mmseg_davpt.digits.pretrain import pretrain_digits_vit
 from mmseg_davpt.digits.probe import probe_gap
 
-# A cheaper variant than the tool's default (8x8 patches: 17 tokens instead
-# of 65; same width and depth) and a shorter pretraining.
+# The shipped recipe (the function's defaults, seed 0: 60 epochs, ~2 CPU
+# minutes on one thread). It must be the converged one: pretraining stopped
+# at 70-90% train accuracy gives features *worse* than random on 5-9
+# (docs/digits_transfer_cls.md). Measured gap: +16.4 points (73.3% vs
+# 56.9%); training and probe are deterministic on one thread, so the margin
+# guards against regressions, not against noise.
+MIN_GAP = 0.10
+# A cheaper variant (8x8 patches: 17 tokens instead of 65) for the
+# determinism check.
 ARCH = dict(patch_size=8)
-EPOCHS = 5
-# Measured with this setting (seed 0): see docs/digits_transfer_cls.md.
-MIN_GAP = 0.08
-
-
-@pytest.fixture(scope='module')
-def pretrained(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp('digits_vit') / 'vit_timm.pth')
-    return pretrain_digits_vit(out, seed=0, epochs=EPOCHS, arch=ARCH,
-                               log=None)
 
 
 @pytest.mark.slow
-def test_pretrained_probe_beats_random_by_a_margin(pretrained):
-    result = probe_gap(pretrained, shots=10, draws=5, arch=ARCH)
+def test_pretrained_probe_beats_random_by_a_margin(tmp_path):
+    out = pretrain_digits_vit(str(tmp_path / 'vit_timm.pth'), seed=0,
+                              log=None)
+    result = probe_gap(out, shots=10, draws=5)
     assert result['pretrained'] - result['random'] >= MIN_GAP, result
-    assert 0.2 < result['random'] < result['pretrained'] <= 1.
+    assert 0.4 < result['random'] < result['pretrained'] <= 1.
 
 
 @pytest.mark.slow
