@@ -75,6 +75,11 @@ class DAVPTMixin:
                                                 means.float())
         return guidance.mapping.assign(seen, means)
 
+    def assign_random_class_mapping(self, seed: int) -> Dict[str, int]:
+        """Replace the mapping by a seeded random fixed class -> prompt
+        assignment (``ClassPromptMapping.assign_random``)."""
+        return self._mapping().assign_random(seed)
+
     def reset_class_statistics(self) -> None:
         """Drop the class statistics accumulated so far (on this rank)."""
         self._mapping().reset_statistics()
