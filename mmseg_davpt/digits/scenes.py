@@ -174,12 +174,13 @@ def make_digit_scenes(root: str, seed: int = 0,
         for i in range(count):
             img, label = render_scene(scans, labels, rng, size, scale,
                                       ink_threshold)
-            _save(root, split, f'{i:04d}.png', img, label)
+            name = f'{i:04d}.png'
+            _save(root, split, name, img, label)
             if split in ('train', 'val'):
                 for sub in ('img_dir', 'ann_dir'):
-                    shutil.copyfile(
-                        osp.join(root, sub, split, f'{i:04d}.png'),
-                        osp.join(root, sub, 'trainval', f'{split}_{i:04d}.png'))
+                    shutil.copyfile(osp.join(root, sub, split, name),
+                                    osp.join(root, sub, 'trainval',
+                                             f'{split}_{name}'))
     with open(osp.join(root, 'meta.json'), 'w') as f:
         json.dump(dict(classes=SCENE_CLASSES, palette=SCENE_PALETTE,
                        seed=seed, size=size, scale=list(scale),
