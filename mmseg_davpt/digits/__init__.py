@@ -1,6 +1,7 @@
 """A miniature transfer experiment on scikit-learn's real handwritten digits:
 a tiny ViT pretrained on digits 0-4 (the "ImageNet" of this world) and
-downstream tasks on the unseen digits 5-9 (docs/digits_transfer_cls.md)."""
+downstream tasks on the unseen digits 5-9 (docs/digits_transfer_cls.md,
+docs/digits_transfer_seg.md)."""
 from .images import digit_images
 from .scenes import SCENE_CLASSES, make_digit_scenes
 
@@ -15,6 +16,6 @@ DIGITS_IMG_SIZE = 32
 DIGITS_MEAN = [77.76, 77.76, 77.76]
 DIGITS_STD = [83.29, 83.29, 83.29]
 
-__all__ = ['digit_images', 'UPSTREAM_CLASSES', 'DOWNSTREAM_CLASSES',
-           'DIGITS_IMG_SIZE', 'DIGITS_MEAN', 'DIGITS_STD', 'SCENE_CLASSES',
-           'make_digit_scenes']
+__all__ = ['digit_images', 'make_digit_scenes', 'SCENE_CLASSES',
+           'UPSTREAM_CLASSES', 'DOWNSTREAM_CLASSES', 'DIGITS_IMG_SIZE',
+           'DIGITS_MEAN', 'DIGITS_STD']

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .images import SCAN_MAX
+
 #: label 0 is the background, label ``i`` (1-5) is digit ``i + 4``
 SCENE_CLASSES = ('background', '5', '6', '7', '8', '9')
 SCENE_PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25],
@@ -63,7 +65,7 @@ def split_scans(targets: np.ndarray, seed: int,
 def _upsample(scan: np.ndarray, size: int) -> np.ndarray:
     """``(size, size)`` float ink in [0, 1] from an 8x8 scan (0-16),
     bilinear as in the digits pretraining."""
-    t = torch.from_numpy(scan.astype(np.float32) / 16.)[None, None]
+    t = torch.from_numpy(scan.astype(np.float32) / SCAN_MAX)[None, None]
     up = F.interpolate(t, size=(size, size), mode='bilinear',
                        align_corners=False)
     return up[0, 0].clamp(0, 1).numpy()
@@ -172,12 +174,13 @@ def make_digit_scenes(root: str, seed: int = 0,
         for i in range(count):
             img, label = render_scene(scans, labels, rng, size, scale,
                                       ink_threshold)
-            _save(root, split, f'{i:04d}.png', img, label)
+            name = f'{i:04d}.png'
+            _save(root, split, name, img, label)
             if split in ('train', 'val'):
                 for sub in ('img_dir', 'ann_dir'):
-                    shutil.copyfile(
-                        osp.join(root, sub, split, f'{i:04d}.png'),
-                        osp.join(root, sub, 'trainval', f'{split}_{i:04d}.png'))
+                    shutil.copyfile(osp.join(root, sub, split, name),
+                                    osp.join(root, sub, 'trainval',
+                                             f'{split}_{name}'))
     with open(osp.join(root, 'meta.json'), 'w') as f:
         json.dump(dict(classes=SCENE_CLASSES, palette=SCENE_PALETTE,
                        seed=seed, size=size, scale=list(scale),
