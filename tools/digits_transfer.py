@@ -108,23 +108,43 @@ def method_configs(task: str, methods=None):
 
 
 # ------------------------------------------------------------- preparation
+def _pretraining_key(epochs) -> dict:
+    """What the cached ViT depends on: the seed, the epochs asked for and
+    the pretraining code itself (its source file's SHA-1)."""
+    import hashlib
+
+    from mmseg_davpt.digits import pretrain
+    with open(pretrain.__file__, 'rb') as f:
+        source = hashlib.sha1(f.read()).hexdigest()
+    return dict(seed=0, epochs=epochs, pretrain_py_sha1=source)
+
+
 def ensure_vit(data_dir: str, quick: bool, epochs=None) -> dict:
-    """Pretrain (unless cached) and convert the digits ViT; returns the
-    paths, whether it was cached, and the seconds spent."""
+    """Pretrain (unless cached with the same seed, epochs and pretraining
+    code) and convert the digits ViT; returns the paths, whether it was
+    cached, and the seconds spent."""
     from mmseg_davpt.digits.pretrain import pretrain_digits_vit
     from tools.convert_vit_checkpoint import main as convert
     name = 'vit-digits-quick' if quick else 'vit-digits'
     timm = osp.join(data_dir, f'{name}_timm.pth')
     mmseg = osp.join(data_dir, f'{name}_mmseg.pth')
-    start, cached = time.time(), osp.isfile(timm)
+    key_file = osp.join(data_dir, f'{name}_pretraining.json')
+    key = _pretraining_key(epochs)
+    stored = None
+    if osp.isfile(key_file):
+        with open(key_file) as f:
+            stored = json.load(f)
+    start, cached = time.time(), osp.isfile(timm) and stored == key
     os.makedirs(data_dir, exist_ok=True)
     if not cached:
         kwargs = {} if epochs is None else dict(epochs=epochs)
         pretrain_digits_vit(timm, seed=0, **kwargs)
+        with open(key_file, 'w') as f:
+            json.dump(key, f, indent=1)
     if not osp.isfile(mmseg) or osp.getmtime(mmseg) < osp.getmtime(timm):
         convert([timm, mmseg])
     return dict(timm=timm, mmseg=mmseg, cached=cached,
-                seconds=time.time() - start)
+                seconds=time.time() - start, **key)
 
 
 def probe(timm: str, quick: bool) -> dict:
