@@ -25,12 +25,13 @@ Usage::
 """
 import argparse
 import json
-import math
 import os.path as osp
 import shlex
 import subprocess
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List
+
+from mmseg_davpt.sweep.stats import mean_std
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPORT = 'davpt_report.json'
@@ -110,17 +111,6 @@ def check_comparable(reports: Dict[int, dict]) -> None:
             'the reports are not runs of one experiment with other seeds; '
             'they differ in ' + '; '.join(differences) + '. Rerun the '
             'differing seeds with the same config and options.')
-
-
-def mean_std(values: List[float]) -> Dict[str, Optional[float]]:
-    """Mean and sample std (ddof=1; ``None`` for fewer than 2 values)."""
-    n = len(values)
-    if n == 0:
-        return dict(n=0, mean=None, std=None)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean)**2 for v in values) / (n - 1)) \
-        if n > 1 else None
-    return dict(n=n, mean=mean, std=std)
 
 
 def aggregate(reports: Dict[int, dict]) -> Dict[str, dict]:

@@ -1,10 +1,12 @@
 from .cls_demo import generate_cls_folders
 from .demo_shapes import DemoShapesDataset, generate_demo_shapes
+from .digit_scenes import DigitScenesDataset
 from .samplers import ClassBalancedSampler, check_balanced_loader
 from .transforms import CheckSegAnnotation
 
 __all__ = [
-    'DemoShapesDataset', 'generate_demo_shapes', 'generate_cls_folders',
+    'DemoShapesDataset', 'DigitScenesDataset', 'generate_demo_shapes',
+    'generate_cls_folders',
     'CheckSegAnnotation', 'ClassBalancedSampler', 'check_balanced_loader'
 ]
 

@@ -27,6 +27,11 @@ class ClassMappingMixin:
         return guidance.refresh_mapping(
             self.backbone.query_weight(guidance.mapping_layer))
 
+    def assign_random_class_mapping(self, seed: int) -> Dict[str, int]:
+        """Replace the mapping by a seeded random fixed class -> prompt
+        assignment (``ClassPromptMapping.assign_random``)."""
+        return self._guidance().mapping.assign_random(seed)
+
     def reset_class_statistics(self) -> None:
         """Drop the class statistics accumulated so far (on this rank)."""
         self._guidance().mapping.reset_statistics()

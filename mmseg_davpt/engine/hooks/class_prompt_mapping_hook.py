@@ -50,6 +50,14 @@ class ClassPromptMappingHook(Hook):
         begin: first epoch / iteration (0-based) after which a refresh may
             happen; earlier ones keep the initial mapping.
         refresh: ``False`` keeps the initial mapping for the whole run.
+        initial: ``'kmeans'`` (the method): the initial mapping clusters the
+            class features of a pass with the pretrained model;
+            ``'random'`` (an ablation): a random fixed assignment instead
+            (``assign_random_class_mapping``: classes shuffled with
+            ``random_seed`` and dealt round-robin onto the guided prompts),
+            no pass; needs ``refresh=False``.
+        random_seed: seed of the random assignment; ``None`` = the runner's
+            seed (``randomness.seed``).
         init_max_iters: cap on batches (per rank) of the initial pass over
             the training set; ``None`` = one epoch across all ranks.
         cache_file: where to save the initial class statistics, and load
@@ -71,6 +79,7 @@ class ClassPromptMappingHook(Hook):
     """
 
     priority = 'NORMAL'
+    INITIAL = ('kmeans', 'random')
 
     def __init__(self,
                  interval: int = 1000,
@@ -78,7 +87,9 @@ class ClassPromptMappingHook(Hook):
                  begin: int = 0,
                  refresh: bool = True,
                  init_max_iters: Optional[int] = None,
-                 cache_file: Optional[str] = None):
+                 cache_file: Optional[str] = None,
+                 initial: str = 'kmeans',
+                 random_seed: Optional[int] = None):
         if interval <= 0:
             raise ValueError(f'interval must be > 0, got {interval}')
         if begin < 0:
@@ -86,6 +97,15 @@ class ClassPromptMappingHook(Hook):
         if init_max_iters is not None and init_max_iters <= 0:
             raise ValueError(
                 f'init_max_iters must be > 0 or None, got {init_max_iters}')
+        if initial not in self.INITIAL:
+            raise ValueError(f'initial must be one of {self.INITIAL}, got '
+                             f'{initial!r}')
+        if initial == 'random' and refresh:
+            raise ValueError(
+                "initial='random' is a fixed assignment: set refresh=False "
+                '(a k-means refresh would replace it)')
+        self.initial = initial
+        self.random_seed = random_seed
         self.interval = interval
         self.by_epoch = by_epoch
         self.begin = begin
@@ -141,6 +161,13 @@ class ClassPromptMappingHook(Hook):
             runner.logger.info(
                 f'DA-VPT: class -> prompt mapping {how} '
                 f'({model.class_mapping_refreshes} refreshes so far)')
+            return
+        if self.initial == 'random':
+            seed = runner.seed if self.random_seed is None \
+                else self.random_seed
+            self._log_mapping(runner, model,
+                              model.assign_random_class_mapping(seed),
+                              f'random fixed mapping (seed {seed})')
             return
         classes = self._classes(runner)
         settings = None
@@ -262,7 +289,10 @@ class ClassPromptMappingHook(Hook):
 
     # ----------------------------------------------------------- refresh
     def _refresh(self, runner, model, what: str) -> None:
-        stats = model.refresh_class_mapping()
+        self._log_mapping(runner, model, model.refresh_class_mapping(), what)
+
+    def _log_mapping(self, runner, model, stats: dict, what: str) -> None:
+        """Log a new mapping and append it to the history file."""
         world = dist.get_world_size()
         runner.logger.info(
             f'DA-VPT: {what} (iter {runner.iter}): {stats["changed"]} classes '

@@ -215,6 +215,37 @@ class ClassPromptMapping(nn.Module):
             assigned_classes=int((self.class_to_prompt != NO_PROMPT).sum()),
             unassigned_prompts=self.num_unassigned_prompts())
 
+    @torch.no_grad()
+    def assign_random(self, seed: int) -> Dict[str, int]:
+        """Replace the mapping by a random fixed one: the ``C`` classes
+        shuffled with ``seed`` and dealt round-robin onto the prompts (so
+        every prompt gets a class when ``C >= N``, and group sizes differ
+        by at most one, like a balanced clustering). The same ``seed``
+        gives the same mapping on every rank. Resets the statistics and
+        zeroes the centroids: the mapping is meant to stay fixed (the
+        random-assignment ablation; ``ClassPromptMappingHook`` never
+        refreshes it).
+
+        Returns:
+            The ``assign`` statistics (``seen_classes`` is 0: no class
+            feature was used).
+        """
+        previous = self.class_to_prompt.clone()
+        order = torch.randperm(self.num_classes,
+                               generator=torch.Generator().manual_seed(seed))
+        mapping = torch.empty(self.num_classes, dtype=torch.long)
+        mapping[order] = torch.arange(self.num_classes) % self.num_prompts
+        self.class_to_prompt.copy_(mapping)
+        self.centroids.zero_()
+        self.check_agreement()
+        self.num_refreshes += 1
+        self.reset_statistics()
+        return dict(
+            changed=int((previous != self.class_to_prompt).sum()),
+            seen_classes=0,
+            assigned_classes=self.num_classes,
+            unassigned_prompts=self.num_unassigned_prompts())
+
     def check_agreement(self) -> None:
         """``RuntimeError`` unless every rank holds the same mapping (a
         cheap guard: ``C`` integers)."""

@@ -1,0 +1,8 @@
+# Ablation: DA-VPT with the k-means mapping replaced by a random fixed
+# class -> prompt assignment (classes shuffled with the run's seed and dealt
+# round-robin onto the 3 guided prompts), never refreshed. Grid as DA-VPT
+# (4 points): lr {3e-3, 1e-2} x beta {0.1, 0.5}; lambda 0.1, wd 1e-4.
+_base_ = ['./_base_/davpt_vit-digits.py']
+custom_hooks = [dict(type='ClassPromptMappingHook', by_epoch=True, interval=1,
+                     initial='random',
+                     refresh=False)]
