@@ -4,7 +4,7 @@ import os.path as osp
 import re
 import subprocess
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests._helpers import ROOT
 DEMO = osp.join(ROOT, 'tools', 'demo.sh')
 
 

@@ -13,7 +13,7 @@ from mmengine.config import Config
 
 from tools.count_params import build_model, count_params, summarise
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests._helpers import ROOT
 SEG = osp.join(ROOT, 'configs', 'digits', 'seg')
 METHODS = ('vpt', 'davpt', 'davpt_plus', 'davpt_lp_only')
 D, LAYERS, PROMPTS, GUIDED = 64, 4, 8, 4

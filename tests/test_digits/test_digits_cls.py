@@ -26,7 +26,7 @@ from mmseg_davpt.models.backbones.vit_checkpoint import \
     timm_to_mmseg  # noqa: E402
 from tools.make_demo_vit import timm_vit_state_dict  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests._helpers import ROOT
 CONFIGS = {
     osp.basename(p)[:-len('_vit-digits.py')]: p
     for p in sorted(glob.glob(osp.join(ROOT, 'configs/digits/cls/*.py')))

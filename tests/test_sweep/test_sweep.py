@@ -14,7 +14,7 @@ from mmseg_davpt.sweep import (SettingsMismatchError, StaleRunError, Sweep,
                                seed_overrides, select_point,
                                spec_from_config, t_interval)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tests._helpers import ROOT
 TINY = osp.join(ROOT, 'tests', 'configs', 'sweep_tiny_cls.py')
 LR = 'optim_wrapper.optimizer.lr'
 SPLIT = 'train_dataloader.dataset.split'
