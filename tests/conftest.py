@@ -30,13 +30,25 @@ def demo_data(tmp_path_factory):
     return data_root, mmseg
 
 
-@pytest.fixture(autouse=True)
-def _keep_default_scope():
-    """A test that calls ``init_default_scope`` (mmseg or mmpretrain) must not
-    decide which registry the next test file builds from: each test ends
-    with the default scope it started with."""
+def _restore_default_scope():
     from mmengine.registry import DefaultScope
     saved = DefaultScope._instance_dict.copy()
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _keep_default_scope():
+    """A test that calls ``init_default_scope`` (mmseg or mmpretrain) must not
+    decide which registry the next test file builds from: each test ends
+    with the default scope it started with."""
+    yield from _restore_default_scope()
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _keep_default_scope_per_module():
+    """The same for module fixtures (a trained demo run, exported models):
+    they are set up before any test's own scope is saved, so each test file
+    ends with the default scope it started with."""
+    yield from _restore_default_scope()

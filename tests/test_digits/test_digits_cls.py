@@ -189,10 +189,15 @@ def test_there_are_the_nine_method_configs():
 
 @pytest.fixture(scope='module')
 def models():
+    # module fixtures are set up before the function-scoped scope fixture
+    # above, so this one names mmpretrain's scope itself (an earlier test
+    # file may have left mmseg's as the default)
+    from mmengine.registry import DefaultScope
     out = {}
-    for method in METHODS:
-        cfg = Config.fromfile(CONFIGS[method])
-        out[method] = (cfg, MODELS.build(cfg.model))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        for method in METHODS:
+            cfg = Config.fromfile(CONFIGS[method])
+            out[method] = (cfg, MODELS.build(cfg.model))
     return out
 
 
