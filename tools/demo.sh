@@ -80,7 +80,8 @@ echo "   test split: $(summary "$WORK_DIR/test_tta") [$T]"
 
 echo "== 6/7 prompt attention of the guided layer on a test scene"
 step attention "$PY" tools/visualize_prompt_attention.py "$CONFIG" "$CKPT" \
-    "$SCENES/img_dir/test/0000.png" --out-dir "$WORK_DIR/prompt_attention"
+    "$SCENES/img_dir/test/0000.png" --out-dir "$WORK_DIR/prompt_attention" \
+    --force
 echo "   $(ls "$WORK_DIR/prompt_attention" | grep -c png) pictures in" \
     "$WORK_DIR/prompt_attention [$T]"
 
