@@ -64,6 +64,7 @@ def run_main(main, argv, work_dir):
     no second import of torch and the registries) and return the text of
     the log files the run wrote under ``work_dir`` (mmengine writes
     ``work_dir/<timestamp>/<timestamp>.log``)."""
+    from mmengine.logging import MMLogger
     from mmengine.registry import DefaultScope
     from mmengine.visualization import Visualizer
     # mmengine keeps visualizers by name for the process; a run must not
@@ -73,6 +74,13 @@ def run_main(main, argv, work_dir):
         cls = stack.pop()
         cls._instance_dict.clear()
         stack.extend(cls.__subclasses__())
+    # the same for the runs' loggers: they are named by the runner's
+    # timestamp (one-second resolution), so a run started within the same
+    # second as an earlier one would get that run's logger and write into
+    # the earlier run's log file instead of its own
+    for name in [n for n in MMLogger._instance_dict if n != 'mmengine']:
+        for handler in MMLogger._instance_dict.pop(name).handlers:
+            handler.close()
     pattern = osp.join(str(work_dir), '*', '*.log')
     before = set(glob.glob(pattern))
     # the runner sets its config's default scope (mmseg or mmpretrain);
